@@ -1,0 +1,11 @@
+# Entry points; the scripts hold the logic.
+.PHONY: run setup test
+
+run: ## Run the server on :7000 with the embedded SQLite default (./chirpy.db)
+	cargo run --release --bin chirpy
+
+setup: ## Install the tools tests need (.venv with buf, schemathesis, ...)
+	scripts/setup
+
+test: ## Run the whole test suite, as CI does
+	scripts/test

@@ -1,0 +1,48 @@
+//! Every limit a request is checked against.
+//!
+//! The fixed limits are constants, documented in the proto and the README;
+//! the ones an operator may change live in [`Limits`]. A request that breaks
+//! one is rejected whole with [`Error::InvalidArgument`](crate::Error) naming
+//! the field, and nothing is stored.
+
+/// Longest queue name, in characters.
+pub const MAX_QUEUE_NAME_LEN: usize = 128;
+/// Longest worker id, in characters.
+pub const MAX_WORKER_ID_LEN: usize = 128;
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
+/// Most metadata entries on one job.
+pub const MAX_METADATA_ENTRIES: usize = 64;
+/// Longest metadata key, in characters.
+pub const MAX_METADATA_KEY_LEN: usize = 128;
+/// Longest metadata value, in bytes.
+pub const MAX_METADATA_VALUE_BYTES: usize = 1024;
+/// Metadata keys with this prefix are Chirpy's own.
+pub const RESERVED_METADATA_PREFIX: &str = "chirpy.";
+/// Attempts a job gets when the push does not say.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 25;
+/// Most attempts a push may ask for.
+pub const MAX_MAX_ATTEMPTS: i32 = 1000;
+/// Most jobs in one batch push.
+pub const MAX_BATCH_JOBS: usize = 1000;
+/// Page size of a list call that does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Largest page a list call may ask for.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Latest accepted timestamp: 9999-12-31T23:59:59Z, the end of RFC 3339.
+pub const MAX_TIMESTAMP_SECS: i64 = 253_402_300_799;
+/// Payload limit when the operator does not set one: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// The limits an operator can configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest job payload (and job result), in bytes of JSON.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES }
+    }
+}

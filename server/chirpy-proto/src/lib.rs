@@ -1,0 +1,31 @@
+//! Generated code for Chirpy's `chirpy.v1` API, and its descriptor set.
+//!
+//! Everything here comes from `proto/` at build time (see `build.rs`); nothing
+//! is written by hand except this file. The server, the transcoder and
+//! `chirpy-client` all depend on it, so the proto stays the single source of
+//! truth.
+#![forbid(unsafe_code)]
+
+/// The `chirpy.v1` package: messages, the `JobService` and `WorkerService`
+/// clients and servers.
+pub mod v1 {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("chirpy.v1");
+}
+
+/// The `google.rpc` error model (`Status` and the standard error details).
+pub mod rpc {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("google.rpc");
+}
+
+/// The `google.api` annotations (`HttpRule` and friends) as prost types.
+pub mod api {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("google.api");
+}
+
+/// The encoded `FileDescriptorSet` of the API with its imports and every
+/// custom option kept. Register it with reflection, and build the HTTP/JSON
+/// routes from it.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chirpy_descriptor.binpb"));

@@ -1,0 +1,109 @@
+//! `chirpy`: a standalone job server on Apalis.
+//!
+//! # Layout
+//!
+//! - `config`: settings from flags and environment variables.
+//! - `app`: the one listener and what it routes where.
+//! - `service`: `chirpy.v1.JobService`, one module per RPC.
+//! - `convert` and `status`: protobuf ↔ domain types, errors → gRPC codes.
+//! - `health` and `shutdown`: readiness and graceful shutdown.
+//!
+//! The job model lives in `chirpy-core`, storage in `chirpy-storage`; this
+//! crate is wiring.
+#![forbid(unsafe_code)]
+
+mod app;
+mod config;
+mod convert;
+mod health;
+mod service;
+mod shutdown;
+mod status;
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use chirpy_storage::{OpenError, StoreOptions, redact};
+use config::{Config, ConfigError, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// Exit status for a bad setting (sysexits.h EX_USAGE).
+const EX_USAGE: u8 = 64;
+/// Exit status when a needed service is unavailable (EX_UNAVAILABLE).
+const EX_UNAVAILABLE: u8 = 69;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(ConfigError::Display(help)) => {
+            let _ = help.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::Invalid(line)) => return fail(EX_USAGE, &line),
+    };
+    if let Err(line) = init_logging(&config) {
+        return fail(EX_USAGE, &line);
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, line)) => fail(code, &line),
+    }
+}
+
+/// Prints one line naming what is wrong and returns the exit status.
+fn fail(code: u8, line: &str) -> ExitCode {
+    eprintln!("chirpy: {line}");
+    ExitCode::from(code)
+}
+
+fn init_logging(config: &Config) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&config.log).map_err(|e| format!("CHIRPY_LOG (--log): {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+async fn run(config: Config) -> Result<(), (u8, String)> {
+    let options = StoreOptions { lease_ttl: config.lease_ttl, connect_timeout: config.connect_timeout };
+    let store = chirpy_storage::open(&config.database_url, options).await.map_err(|err| {
+        let code = match err {
+            OpenError::BadUrl(_) => EX_USAGE,
+            OpenError::Unreachable { .. } | OpenError::Migrate(_) => EX_UNAVAILABLE,
+        };
+        (code, format!("DATABASE_URL ({}): {err}", redact(&config.database_url)))
+    })?;
+
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| (EX_UNAVAILABLE, format!("CHIRPY_PORT (--port): cannot listen on {addr}: {err}")))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(
+        address = %local,
+        storage = store.kind(),
+        version = env!("CARGO_PKG_VERSION"),
+        "chirpy listening on {local} (gRPC, gRPC-web, HTTP/JSON)"
+    );
+
+    let (trigger, shutdown) = shutdown::channel();
+    let grace = config.shutdown_grace;
+    let server = app::serve(&config, store, listener, shutdown);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(|e| (1, format!("server failed: {e}"))),
+        () = shutdown::signal() => {}
+    }
+    tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+    trigger.fire();
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result.map_err(|e| (1, format!("server failed: {e}")))?,
+        Err(_) => tracing::warn!("grace period over; closing the remaining connections"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

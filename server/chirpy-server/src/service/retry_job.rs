@@ -1,0 +1,17 @@
+//! [RetryJob][chirpy.v1.JobService.RetryJob]: bring a dead job back.
+
+use chirpy_core::{JobId, QueueName};
+use chirpy_proto::v1 as pb;
+use tonic::Status;
+
+use super::Jobs;
+use crate::{convert::job_to_proto, status::to_status};
+
+#[tracing::instrument(name = "retry_job", skip_all, fields(queue = %request.queue, job = %request.id))]
+pub async fn handle(jobs: &Jobs, request: pb::RetryJobRequest) -> Result<pb::RetryJobResponse, Status> {
+    let queue = QueueName::parse(&request.queue).map_err(to_status)?;
+    let id = JobId::parse(&request.id).map_err(to_status)?;
+    let job = jobs.store.retry(&queue, id).await.map_err(to_status)?;
+    tracing::info!(job = %job.id, "retried");
+    Ok(pb::RetryJobResponse { job: Some(job_to_proto(job)) })
+}

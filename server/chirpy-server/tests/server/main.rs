@@ -1,0 +1,9 @@
+//! Integration tests of the `chirpy` binary: each starts the real server on a
+//! loopback port, on SQLite and on PostgreSQL, and talks to it over sockets.
+
+mod config;
+mod interop;
+mod jobs;
+mod protocols;
+mod rest;
+mod support;
