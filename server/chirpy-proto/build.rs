@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files([
         "chirpy/v1/job_service.proto",
+        "chirpy/v1/worker_service.proto",
         // Error details travel in grpc-status-details-bin; the transcoder
         // renders them as JSON, so their types must be in the descriptor set.
         "google/rpc/status.proto",

@@ -62,6 +62,17 @@ impl Error {
         Error::NotFound { what: what.into() }
     }
 
+    /// Renames the field of an [`Error::InvalidArgument`], for a value parsed
+    /// by a type that names its usual field (`JobId::parse` says `id`; in a
+    /// list that is `ids[3]`). Other variants are returned unchanged.
+    #[must_use]
+    pub fn for_field(self, field: &str) -> Self {
+        match self {
+            Error::InvalidArgument { reason, .. } => Error::InvalidArgument { field: field.to_owned(), reason },
+            other => other,
+        }
+    }
+
     /// Prefixes the field of an [`Error::InvalidArgument`], so that errors of
     /// a nested message name their full path (`jobs[3]` + `payload` gives
     /// `jobs[3].payload`). Other variants are returned unchanged.

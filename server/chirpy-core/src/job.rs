@@ -223,6 +223,20 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The wait before the attempt after `failed_attempt` (1 for the first):
+    /// `initial_backoff * 2^(failed_attempt - 1)`, at most `max_backoff`,
+    /// with "equal jitter": half of it fixed, half random, so that jobs that
+    /// failed together do not all come back at once.
+    pub fn backoff(&self, failed_attempt: i32) -> Duration {
+        let doublings = failed_attempt.saturating_sub(1).clamp(0, 40) as u32;
+        let exponential = self.initial_backoff.saturating_mul(2_u32.saturating_pow(doublings.min(31)));
+        let capped = exponential.min(self.max_backoff);
+        let half = capped / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
 impl Default for RetryPolicy {
     /// One second, doubling up to one hour.
     fn default() -> Self {
@@ -484,6 +498,22 @@ mod tests {
         let future = SystemTime::now() + Duration::from_secs(3600);
         let job = validate(JobSpec { scheduled_at: Some(future), ..spec() }).unwrap();
         assert_eq!(job.scheduled_at, future);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let policy = RetryPolicy { initial_backoff: Duration::from_secs(2), max_backoff: Duration::from_secs(60) };
+        for (attempt, full) in [(1, 2), (2, 4), (3, 8), (5, 32), (6, 60), (30, 60), (1000, 60)] {
+            for _ in 0..50 {
+                let wait = policy.backoff(attempt);
+                let full = Duration::from_secs(full);
+                assert!(
+                    wait >= full / 2 && wait <= full,
+                    "attempt {attempt}: {wait:?} outside [{:?}, {full:?}]",
+                    full / 2
+                );
+            }
+        }
     }
 
     #[test]

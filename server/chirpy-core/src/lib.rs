@@ -6,7 +6,8 @@
 //! - [`job`]: [`Job`], its [`JobId`] and [`JobState`], and [`NewJob`], a
 //!   validated push.
 //! - [`queue`]: [`QueueName`] and the per-state counts of a queue.
-//! - [`worker`]: what is known of a worker.
+//! - [`lease`]: fenced leases, and the outcomes workers report.
+//! - [`worker`]: worker ids, and what is known of a worker.
 //! - [`limits`]: every limit a request is checked against, in one place.
 //! - [`page`]: page sizes and opaque page tokens for list calls.
 //! - [`error`]: [`Error`], which the server maps to gRPC codes.
@@ -18,6 +19,7 @@
 
 pub mod error;
 pub mod job;
+pub mod lease;
 pub mod limits;
 pub mod page;
 pub mod queue;
@@ -28,4 +30,4 @@ pub use job::{Job, JobId, JobState, NewJob, Payload};
 pub use limits::Limits;
 pub use page::{Page, PageRequest};
 pub use queue::{QueueName, QueueStats};
-pub use worker::WorkerInfo;
+pub use worker::{WorkerId, WorkerInfo};

@@ -31,6 +31,18 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Latest accepted timestamp: 9999-12-31T23:59:59Z, the end of RFC 3339.
 pub const MAX_TIMESTAMP_SECS: i64 = 253_402_300_799;
+/// Longest error message kept from a failed attempt, in bytes.
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+/// Most queues one lease call or worker may name.
+pub const MAX_WORKER_QUEUES: usize = 16;
+/// Most jobs one lease call may ask for.
+pub const MAX_LEASE_JOBS: usize = 1000;
+/// Most running jobs one heartbeat may report.
+pub const MAX_HEARTBEAT_JOBS: usize = 10_000;
+/// Longest wait of a lease call.
+pub const MAX_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Wait of a lease call that does not say.
+pub const DEFAULT_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Payload limit when the operator does not set one: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 

@@ -9,15 +9,18 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{http::HeaderName, routing::get};
-use chirpy_core::{Limits, job::RetryPolicy};
-use chirpy_proto::{FILE_DESCRIPTOR_SET, v1::job_service_server::JobServiceServer};
+use chirpy_core::Limits;
+use chirpy_proto::{
+    FILE_DESCRIPTOR_SET,
+    v1::{job_service_server::JobServiceServer, worker_service_server::WorkerServiceServer},
+};
 use chirpy_storage::JobStore;
 use chirpy_transcode::{self as transcode, Transcoder};
 use tokio::net::TcpListener;
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-use crate::{config::Config, health, service::Jobs, shutdown::Shutdown};
+use crate::{config::Config, health, job_service::Jobs, reaper, shutdown::Shutdown, worker_service::Workers};
 
 /// Serves until `shutdown`, then lets in-flight requests finish.
 ///
@@ -32,11 +35,10 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let max_message = config.max_request_bytes();
-    let jobs = Jobs {
-        store: store.clone(),
-        limits: Limits { max_payload_bytes: config.max_payload_bytes },
-        default_retry: RetryPolicy::default(),
-    };
+    let limits = Limits { max_payload_bytes: config.max_payload_bytes };
+    let jobs = Jobs { store: store.clone(), limits, default_retry: config.default_retry() };
+    let workers = Workers { store: store.clone(), limits, lease_ttl: config.lease_ttl, shutdown: shutdown.clone() };
+    tokio::spawn(reaper::run(store.clone(), config.lease_ttl, shutdown.clone()));
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     tokio::spawn(health::watch(store.clone(), reporter, shutdown.clone()));
@@ -48,6 +50,9 @@ pub async fn serve(
     };
     let grpc = Routes::new(
         JobServiceServer::new(jobs).max_decoding_message_size(max_message).max_encoding_message_size(max_message),
+    )
+    .add_service(
+        WorkerServiceServer::new(workers).max_decoding_message_size(max_message).max_encoding_message_size(max_message),
     )
     .add_service(health_service)
     .add_service(reflection().build_v1()?)

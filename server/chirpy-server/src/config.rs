@@ -3,6 +3,8 @@
 
 use std::{net::IpAddr, time::Duration};
 
+use chirpy_core::job::RetryPolicy;
+
 use clap::{
     ArgAction, CommandFactory, Parser, ValueEnum,
     builder::{BoolishValueParser, RangedU64ValueParser},
@@ -55,6 +57,16 @@ pub struct Config {
     #[arg(long, env = "CHIRPY_LEASE_TTL", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub lease_ttl: Duration,
 
+    /// Wait before the first retry of a failed job pushed without a retry
+    /// policy; it doubles with each attempt.
+    #[arg(long, env = "CHIRPY_RETRY_INITIAL_BACKOFF", default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_initial_backoff: Duration,
+
+    /// Longest wait between attempts of a failed job pushed without a retry
+    /// policy.
+    #[arg(long, env = "CHIRPY_RETRY_MAX_BACKOFF", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_max_backoff: Duration,
+
     /// How long to keep trying to reach the database at start-up.
     #[arg(long, env = "CHIRPY_CONNECT_TIMEOUT", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub connect_timeout: Duration,
@@ -94,6 +106,11 @@ impl Config {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ConfigError::Display(err),
             _ => ConfigError::Invalid(one_line(&err)),
         })
+    }
+
+    /// The backoff of jobs pushed without a retry policy.
+    pub fn default_retry(&self) -> RetryPolicy {
+        RetryPolicy { initial_backoff: self.retry_initial_backoff, max_backoff: self.retry_max_backoff }
     }
 
     /// The largest gRPC message or HTTP body accepted: room for a batch of

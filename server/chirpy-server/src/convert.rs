@@ -7,62 +7,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chirpy_core::{Error, Job, JobState, QueueStats, Result, WorkerInfo, job::check_timestamp};
 use chirpy_proto::v1 as pb;
-use prost_types::value::Kind;
 
-/// A protobuf `Value` as JSON.
+/// A protobuf `Value` from a client as JSON.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidArgument`] naming `field` for NaN or infinite numbers,
 /// which JSON cannot represent.
 pub fn json_from_proto(field: &str, value: prost_types::Value) -> Result<serde_json::Value> {
-    use serde_json::Value as J;
-    Ok(match value.kind {
-        None | Some(Kind::NullValue(_)) => J::Null,
-        Some(Kind::BoolValue(b)) => J::Bool(b),
-        Some(Kind::NumberValue(n)) => {
-            json_number(n).ok_or_else(|| Error::invalid(field, "NaN and infinity are not JSON numbers"))?
-        }
-        Some(Kind::StringValue(s)) => J::String(s),
-        Some(Kind::ListValue(list)) => {
-            J::Array(list.values.into_iter().map(|v| json_from_proto(field, v)).collect::<Result<_>>()?)
-        }
-        Some(Kind::StructValue(object)) => J::Object(
-            object.fields.into_iter().map(|(k, v)| Ok((k, json_from_proto(field, v)?))).collect::<Result<_>>()?,
-        ),
-    })
-}
-
-/// A protobuf number as JSON. Whole numbers become JSON integers: a worker
-/// that decodes `{"n": 3}` into an integer type must not receive `3.0`.
-fn json_number(n: f64) -> Option<serde_json::Value> {
-    // 2^53: beyond it an f64 no longer holds every integer.
-    const EXACT: f64 = 9_007_199_254_740_992.0;
-    if n.fract() == 0.0 && n.abs() <= EXACT {
-        Some(serde_json::Value::from(n as i64))
-    } else {
-        serde_json::Number::from_f64(n).map(serde_json::Value::Number)
-    }
+    chirpy_proto::json::to_json(value).map_err(|e| Error::invalid(field, e.to_string()))
 }
 
 /// JSON as a protobuf `Value`.
 pub fn json_to_proto(value: serde_json::Value) -> prost_types::Value {
-    use serde_json::Value as J;
-    let kind = match value {
-        J::Null => Kind::NullValue(0),
-        J::Bool(b) => Kind::BoolValue(b),
-        // Every JSON number has an f64 reading; large integers lose precision
-        // as they would in any proto3 JSON client.
-        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        J::String(s) => Kind::StringValue(s),
-        J::Array(items) => {
-            Kind::ListValue(prost_types::ListValue { values: items.into_iter().map(json_to_proto).collect() })
-        }
-        J::Object(map) => Kind::StructValue(prost_types::Struct {
-            fields: map.into_iter().map(|(k, v)| (k, json_to_proto(v))).collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
+    chirpy_proto::json::from_json(value)
 }
 
 /// A protobuf `Timestamp` from a client as a `SystemTime`.
@@ -192,17 +150,9 @@ pub fn worker_to_proto(w: WorkerInfo) -> pb::Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use serde_json::json;
+    use prost_types::value::Kind;
 
-    #[test]
-    fn json_round_trips_through_protobuf_values() {
-        let original = json!({"to": "a@b.c", "n": 3, "x": 1.5, "ok": true, "none": null, "list": [1, "two"]});
-        let back = json_from_proto("payload", json_to_proto(original.clone())).unwrap();
-        assert_eq!(back, original);
-        // Whole numbers stay integers, so typed workers decode them.
-        assert_eq!(serde_json::to_string(&back["n"]).unwrap(), "3");
-    }
+    use super::*;
 
     #[test]
     fn nan_is_rejected_naming_the_field() {

@@ -16,7 +16,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The services whose gRPC health follows the storage: the server as a
 /// whole (`""`) and each API service.
-const SERVICES: [&str; 2] = ["", "chirpy.v1.JobService"];
+const SERVICES: [&str; 3] = ["", "chirpy.v1.JobService", "chirpy.v1.WorkerService"];
 
 /// Whether the storage answers within [`PING_TIMEOUT`].
 pub async fn storage_answers(store: &dyn JobStore) -> bool {

@@ -4,7 +4,8 @@
 //!
 //! - `config`: settings from flags and environment variables.
 //! - `app`: the one listener and what it routes where.
-//! - `service`: `chirpy.v1.JobService`, one module per RPC.
+//! - `job_service` and `worker_service`: the gRPC services, one module per
+//!   RPC; `reaper` puts jobs whose lease expired back to run.
 //! - `convert` and `status`: protobuf ↔ domain types, errors → gRPC codes.
 //! - `health` and `shutdown`: readiness and graceful shutdown.
 //!
@@ -16,11 +17,15 @@ mod app;
 mod config;
 mod convert;
 mod health;
-mod service;
+mod job_service;
+mod reaper;
 mod shutdown;
 mod status;
+mod worker_service;
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use chirpy_core::job::RetryPolicy;
 
 use chirpy_storage::{OpenError, StoreOptions, redact};
 use config::{Config, ConfigError, LogFormat};
@@ -69,7 +74,19 @@ fn init_logging(config: &Config) -> Result<(), String> {
 }
 
 async fn run(config: Config) -> Result<(), (u8, String)> {
-    let options = StoreOptions { lease_ttl: config.lease_ttl, connect_timeout: config.connect_timeout };
+    if let Err(err) =
+        RetryPolicy::parse(Some(config.retry_initial_backoff), Some(config.retry_max_backoff), RetryPolicy::default())
+    {
+        return Err((EX_USAGE, format!("CHIRPY_RETRY_INITIAL_BACKOFF / CHIRPY_RETRY_MAX_BACKOFF: {err}")));
+    }
+    if config.lease_ttl < Duration::from_secs(1) {
+        return Err((EX_USAGE, "CHIRPY_LEASE_TTL (--lease-ttl): must be at least 1s".into()));
+    }
+    let options = StoreOptions {
+        lease_ttl: config.lease_ttl,
+        connect_timeout: config.connect_timeout,
+        default_retry: config.default_retry(),
+    };
     let store = chirpy_storage::open(&config.database_url, options).await.map_err(|err| {
         let code = match err {
             OpenError::BadUrl(_) => EX_USAGE,

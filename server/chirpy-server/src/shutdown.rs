@@ -33,6 +33,11 @@ impl Shutdown {
         // An error means the trigger is gone, which also ends the server.
         let _ = self.receiver.wait_for(|&fired| fired).await;
     }
+
+    /// Whether shutdown has been signalled.
+    pub fn is_fired(&self) -> bool {
+        *self.receiver.borrow()
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -20,7 +20,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use chirpy_core::{Error, Job, JobId, JobState, NewJob, QueueStats, WorkerInfo, error::BoxError, job::Lease};
+use chirpy_core::{
+    Error, Job, JobId, JobState, NewJob, QueueStats, WorkerInfo,
+    error::BoxError,
+    job::{Lease, RetryPolicy},
+    lease::{Failure, LeaseToken},
+};
 
 use crate::Pushed;
 
@@ -238,6 +243,62 @@ pub(crate) fn new_job(new: NewJob, now: SystemTime) -> Job {
         lease: None,
         retry_policy: new.retry_policy,
     }
+}
+
+impl JobRow {
+    /// Whether the row is still held by `lease`: the same worker and attempt.
+    fn held_by(&self, lease: &LeaseToken) -> bool {
+        self.lock_by.as_deref() == Some(lease.worker.as_str()) && self.attempts == i64::from(lease.attempt)
+    }
+}
+
+/// Explains why a fenced update matched no row, given the row as it is now:
+/// the job was canceled, or `lease` is no longer held. A completion repeated
+/// by the worker that made it (`repeat_ok`) is not an error.
+pub(crate) fn lease_conflict(
+    row: JobRow,
+    lease: &LeaseToken,
+    repeat_ok: bool,
+    now: SystemTime,
+    lease_ttl: Duration,
+) -> Result<Job, Error> {
+    let held = row.held_by(lease);
+    let job = row.into_job(now, lease_ttl)?;
+    match job.state {
+        JobState::Succeeded if held && repeat_ok => Ok(job),
+        JobState::Canceled => {
+            Err(Error::precondition(format!("{} was canceled; the outcome is not recorded", job.name())))
+        }
+        state => Err(Error::precondition(format!(
+            "{}: lease {lease} is no longer held; the job is {state} at attempt {}",
+            job.name(),
+            job.attempts
+        ))),
+    }
+}
+
+/// What a failure does to a job.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FailurePlan {
+    /// Into the failure queue (else back to pending at `run_at`).
+    pub dead: bool,
+    /// When the next attempt may start.
+    pub run_at: SystemTime,
+}
+
+/// Decides what failing attempt `attempt` of a job allowed `max_attempts`
+/// does: dead when out of attempts or `non_retryable`, else a retry after
+/// `retry_after` or the job's backoff.
+pub(crate) fn plan_failure(failure: &Failure, max_attempts: i64, policy: RetryPolicy, now: SystemTime) -> FailurePlan {
+    let attempt = failure.job.lease.attempt;
+    let dead = failure.non_retryable || i64::from(attempt) >= max_attempts;
+    let wait = failure.retry_after.unwrap_or_else(|| policy.backoff(attempt));
+    FailurePlan { dead, run_at: now + wait }
+}
+
+/// The `last_result` of a lease that expired.
+pub(crate) fn expired_lease_error() -> &'static str {
+    "lease expired: the worker stopped heartbeating"
 }
 
 /// Derives a job's state from its Apalis row; `None` for an unknown status.

@@ -19,14 +19,21 @@
 mod apalis_sql;
 mod open;
 pub mod postgres;
+mod signals;
 pub mod sqlite;
 
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use chirpy_core::{Job, JobId, JobState, NewJob, Page, PageRequest, QueueName, QueueStats, Result, WorkerInfo};
+use chirpy_core::{
+    Job, JobId, JobState, NewJob, Page, PageRequest, QueueName, QueueStats, Result, WorkerId, WorkerInfo,
+    job::RetryPolicy,
+    lease::{Completion, Failure, LeaseRef, LeaseToken},
+    worker::HeartbeatReport,
+};
 
 pub use open::{OpenError, open, redact};
+pub use signals::{Signals, Subscription};
 
 /// What a store needs to know beyond its connection.
 #[derive(Debug, Clone)]
@@ -35,11 +42,17 @@ pub struct StoreOptions {
     pub lease_ttl: Duration,
     /// How long to keep trying to reach the database at start-up.
     pub connect_timeout: Duration,
+    /// The backoff of failed jobs pushed without a retry policy.
+    pub default_retry: RetryPolicy,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { lease_ttl: Duration::from_secs(30), connect_timeout: Duration::from_secs(15) }
+        StoreOptions {
+            lease_ttl: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(15),
+            default_retry: RetryPolicy::default(),
+        }
     }
 }
 
@@ -52,12 +65,22 @@ pub struct Pushed {
     pub deduplicated: bool,
 }
 
-/// A place to keep jobs: the operations behind `chirpy.v1.JobService`.
+/// A job leased to a worker, with the token that fences its attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leased {
+    /// The job, running.
+    pub job: Job,
+    /// Its lease.
+    pub lease: LeaseToken,
+}
+
+/// A place to keep jobs: the operations behind `chirpy.v1.JobService`, and
+/// (through [`LeaseStore`]) `chirpy.v1.WorkerService`.
 ///
 /// Every implementation behaves the same; the server's integration tests run
 /// one suite against each.
 #[async_trait]
-pub trait JobStore: Send + Sync + 'static {
+pub trait JobStore: LeaseStore + Send + Sync + 'static {
     /// The storage's name for logs and health: `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;
 
@@ -86,4 +109,48 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Lists the workers heard from since `since`, most recent first.
     async fn workers(&self, since: SystemTime) -> Result<Vec<WorkerInfo>>;
+
+    /// Makes dead jobs pending again: `ids`, or every dead job of `queue`
+    /// when `None`. Returns the ids retried, in id order.
+    async fn retry_dead(&self, queue: &QueueName, ids: Option<&[JobId]>) -> Result<Vec<JobId>>;
+}
+
+/// The worker protocol's side of a store: leases, outcomes, heartbeats.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + 'static {
+    /// The wake-ups of this store's queues, for waiting lease calls.
+    fn signals(&self) -> &Signals;
+
+    /// Records `worker` as alive and working `queues` (in Apalis's workers
+    /// table, as a `chirpy` worker).
+    async fn register_worker(&self, worker: &WorkerId, queues: &[QueueName]) -> Result<()>;
+
+    /// Leases up to `max` ready jobs of `queues` to `worker`: highest
+    /// priority first, then oldest `scheduled_at`. Each lease counts an
+    /// attempt. The worker must be registered.
+    async fn lease(&self, worker: &WorkerId, queues: &[QueueName], max: usize) -> Result<Vec<Leased>>;
+
+    /// When the earliest job of `queues` that is waiting for its time becomes
+    /// ready, if any.
+    async fn next_due(&self, queues: &[QueueName]) -> Result<Option<SystemTime>>;
+
+    /// Records successes; each item is fenced by its lease on its own.
+    async fn complete(&self, completions: Vec<Completion>) -> Result<Vec<Result<Job>>>;
+
+    /// Records failures: a retry after a backoff, or the failure queue.
+    async fn fail(&self, failures: Vec<Failure>) -> Result<Vec<Result<Job>>>;
+
+    /// Hands leased, unstarted jobs back: pending again, attempt uncounted.
+    async fn release(&self, leases: Vec<LeaseRef>) -> Result<Vec<Result<Job>>>;
+
+    /// Renews one lease; returns when it now expires.
+    async fn extend(&self, lease: &LeaseRef) -> Result<SystemTime>;
+
+    /// Records a heartbeat: renews the leases `worker` holds among `running`,
+    /// and reports those canceled or no longer held.
+    async fn heartbeat(&self, worker: &WorkerId, queues: &[QueueName], running: &[JobId]) -> Result<HeartbeatReport>;
+
+    /// Puts jobs whose Chirpy lease expired back to run (or in the failure
+    /// queue when out of attempts). Returns how many.
+    async fn reap_expired_leases(&self) -> Result<u64>;
 }

@@ -88,8 +88,15 @@ fn start_cluster() -> String {
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
 }
 
+/// `command` as a shell command line, run as the `postgres` user when we are
+/// root. `setpriv` execs in place (unlike `su`), so the supervisor's signal
+/// reaches PostgreSQL itself and it shuts down cleanly.
 fn as_user(command: &str, as_root: bool) -> String {
-    if as_root { format!("su postgres -s /bin/sh -c '{command}'") } else { command.to_owned() }
+    if as_root {
+        format!("setpriv --reuid=postgres --regid=postgres --clear-groups sh -c '{command}'")
+    } else {
+        format!("sh -c '{command}'")
+    }
 }
 
 fn is_root() -> bool {

@@ -7,3 +7,4 @@ mod jobs;
 mod protocols;
 mod rest;
 mod support;
+mod workers;

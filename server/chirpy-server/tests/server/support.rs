@@ -1,8 +1,7 @@
 //! Helpers shared by the tests: clients and request builders.
 
-use chirpy_proto::v1::{self as pb, job_service_client::JobServiceClient};
+use chirpy_proto::v1::{self as pb, job_service_client::JobServiceClient, worker_service_client::WorkerServiceClient};
 use chirpy_testing::{Storage, TestServer};
-use serde_json::json;
 use tonic::transport::Channel;
 
 /// The JobService client type.
@@ -21,41 +20,19 @@ pub async fn jobs(server: &TestServer) -> JobServiceClient<Channel> {
     JobServiceClient::new(server.channel().await)
 }
 
-/// A protobuf Value from JSON.
-pub fn value(json: serde_json::Value) -> prost_types::Value {
-    to_proto(json)
+/// A WorkerService client on `server`.
+pub async fn workers(server: &TestServer) -> WorkerServiceClient<Channel> {
+    WorkerServiceClient::new(server.channel().await)
 }
 
-fn to_proto(json: serde_json::Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match json {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
-        serde_json::Value::String(s) => Kind::StringValue(s),
-        serde_json::Value::Array(a) => {
-            Kind::ListValue(prost_types::ListValue { values: a.into_iter().map(to_proto).collect() })
-        }
-        serde_json::Value::Object(o) => {
-            Kind::StructValue(prost_types::Struct { fields: o.into_iter().map(|(k, v)| (k, to_proto(v))).collect() })
-        }
-    };
-    prost_types::Value { kind: Some(kind) }
+/// A protobuf Value from JSON.
+pub fn value(json: serde_json::Value) -> prost_types::Value {
+    chirpy_proto::json::from_json(json)
 }
 
 /// A protobuf Value as JSON.
 pub fn json_of(value: &prost_types::Value) -> serde_json::Value {
-    use prost_types::value::Kind;
-    match &value.kind {
-        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::BoolValue(b)) => json!(b),
-        Some(Kind::NumberValue(n)) => json!(n),
-        Some(Kind::StringValue(s)) => json!(s),
-        Some(Kind::ListValue(l)) => serde_json::Value::Array(l.values.iter().map(json_of).collect()),
-        Some(Kind::StructValue(s)) => {
-            serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), json_of(v))).collect())
-        }
-    }
+    chirpy_proto::json::to_json(value.clone()).expect("JSON")
 }
 
 /// A push of `payload` to `queue` with nothing else set.

@@ -4,8 +4,12 @@
 //! (`to_timestamp($1)`) and read back as microseconds, so no date-time crate
 //! is needed between Rust and SQL.
 
+mod leases;
+mod listen;
+
 use std::{
     collections::{HashMap, HashSet},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -19,7 +23,7 @@ use sqlx::{
 };
 
 use crate::{
-    JobStore, OpenError, Pushed, StoreOptions,
+    JobStore, OpenError, Pushed, Signals, StoreOptions,
     apalis_sql::{
         DEAD, JobRow, UNFINISHED, cancel_assignments, chirpy_metadata, db_error, from_micros, micros, pushed_outcomes,
         queue_stats, retry_assignments, state_condition, state_counts, trusted, worker_info,
@@ -31,6 +35,7 @@ use crate::{
 pub struct PostgresStore {
     pool: PgPool,
     options: StoreOptions,
+    signals: Arc<Signals>,
 }
 
 /// The columns of a job query over `apalis.jobs j LEFT JOIN apalis.workers w`.
@@ -60,7 +65,9 @@ impl PostgresStore {
         let pool_options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5));
         let pool = crate::open::retry_connect(options.connect_timeout, || pool_options.clone().connect(url)).await?;
         apalis_postgres::PostgresStorage::setup(&pool).await.map_err(|e| OpenError::Migrate(e.to_string()))?;
-        Ok(PostgresStore { pool, options })
+        let signals = Arc::new(Signals::default());
+        tokio::spawn(listen::relay(pool.clone(), signals.clone()));
+        Ok(PostgresStore { pool, options, signals })
     }
 
     /// The connection pool, for embedding Apalis storages beside Chirpy.
@@ -69,27 +76,7 @@ impl PostgresStore {
     }
 
     fn decode(&self, row: &PgRow, now: SystemTime) -> Result<Job> {
-        let metadata: Option<PgHstore> = row.try_get("metadata").map_err(db_error)?;
-        let row = JobRow {
-            id: row.try_get("id").map_err(db_error)?,
-            queue: row.try_get("job_type").map_err(db_error)?,
-            payload: row.try_get("job").map_err(db_error)?,
-            status: row.try_get("status").map_err(db_error)?,
-            attempts: i64::from(row.try_get::<i32, _>("attempts").map_err(db_error)?),
-            max_attempts: i64::from(row.try_get::<i32, _>("max_attempts").map_err(db_error)?),
-            run_at_us: row.try_get("run_at_us").map_err(db_error)?,
-            last_result: row.try_get("last_result").map_err(db_error)?,
-            lock_at_us: row.try_get("lock_at_us").map_err(db_error)?,
-            lock_by: row.try_get("lock_by").map_err(db_error)?,
-            lock_kind: row.try_get("lock_kind").map_err(db_error)?,
-            done_at_us: row.try_get("done_at_us").map_err(db_error)?,
-            priority: i64::from(row.try_get::<i32, _>("priority").map_err(db_error)?),
-            metadata: metadata
-                .map(|m| m.0.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
-                .unwrap_or_default(),
-            idempotency_key: row.try_get("idempotency_key").map_err(db_error)?,
-        };
-        row.into_job(now, self.options.lease_ttl)
+        row_of(row)?.into_job(now, self.options.lease_ttl)
     }
 
     /// Runs `UPDATE apalis.jobs j SET {set} WHERE j.id = $2 AND j.job_type = $3
@@ -118,6 +105,30 @@ impl PostgresStore {
             }
         }
     }
+}
+
+/// Reads the columns of [`JOB_COLUMNS`].
+fn row_of(row: &PgRow) -> Result<JobRow> {
+    let metadata: Option<PgHstore> = row.try_get("metadata").map_err(db_error)?;
+    Ok(JobRow {
+        id: row.try_get("id").map_err(db_error)?,
+        queue: row.try_get("job_type").map_err(db_error)?,
+        payload: row.try_get("job").map_err(db_error)?,
+        status: row.try_get("status").map_err(db_error)?,
+        attempts: i64::from(row.try_get::<i32, _>("attempts").map_err(db_error)?),
+        max_attempts: i64::from(row.try_get::<i32, _>("max_attempts").map_err(db_error)?),
+        run_at_us: row.try_get("run_at_us").map_err(db_error)?,
+        last_result: row.try_get("last_result").map_err(db_error)?,
+        lock_at_us: row.try_get("lock_at_us").map_err(db_error)?,
+        lock_by: row.try_get("lock_by").map_err(db_error)?,
+        lock_kind: row.try_get("lock_kind").map_err(db_error)?,
+        done_at_us: row.try_get("done_at_us").map_err(db_error)?,
+        priority: i64::from(row.try_get::<i32, _>("priority").map_err(db_error)?),
+        metadata: metadata
+            .map(|m| m.0.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
+            .unwrap_or_default(),
+        idempotency_key: row.try_get("idempotency_key").map_err(db_error)?,
+    })
 }
 
 /// `t` as Unix seconds with microseconds, the argument of `to_timestamp`.
@@ -195,6 +206,8 @@ impl JobStore for PostgresStore {
             }
         }
         tx.commit().await.map_err(db_error)?;
+        let queues = jobs.iter().filter(|j| inserted.contains(&j.id.to_string())).map(|j| j.queue.to_string());
+        self.announce(queues.collect::<Vec<_>>()).await?;
 
         pushed_outcomes(jobs, &inserted, &existing, now)
     }
@@ -249,7 +262,9 @@ impl JobStore for PostgresStore {
     }
 
     async fn retry(&self, queue: &QueueName, id: JobId) -> Result<Job> {
-        self.transition(queue, id, &retry_assignments(NOW), DEAD, "only dead jobs can be retried").await
+        let job = self.transition(queue, id, &retry_assignments(NOW), DEAD, "only dead jobs can be retried").await?;
+        self.announce([queue.to_string()]).await?;
+        Ok(job)
     }
 
     async fn queues(&self, page: &PageRequest) -> Result<Page<QueueStats>> {
@@ -282,5 +297,9 @@ impl JobStore for PostgresStore {
         .await
         .map_err(db_error)?;
         rows.iter().map(worker_info).collect::<Result<Vec<_>, sqlx::Error>>().map_err(db_error)
+    }
+
+    async fn retry_dead(&self, queue: &QueueName, ids: Option<&[JobId]>) -> Result<Vec<JobId>> {
+        self.retry_dead_jobs(queue, ids).await
     }
 }

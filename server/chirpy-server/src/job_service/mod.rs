@@ -1,6 +1,7 @@
 //! `chirpy.v1.JobService`: one module per RPC, this file only dispatches.
 
 mod batch_push_jobs;
+mod batch_retry_jobs;
 mod cancel_job;
 mod get_job;
 mod list_jobs;
@@ -54,6 +55,10 @@ impl JobService for Jobs {
 
     async fn retry_job(&self, request: Request<pb::RetryJobRequest>) -> Reply<pb::RetryJobResponse> {
         retry_job::handle(self, request.into_inner()).await.map(Response::new)
+    }
+
+    async fn batch_retry_jobs(&self, request: Request<pb::BatchRetryJobsRequest>) -> Reply<pb::BatchRetryJobsResponse> {
+        batch_retry_jobs::handle(self, request.into_inner()).await.map(Response::new)
     }
 
     async fn list_queues(&self, request: Request<pb::ListQueuesRequest>) -> Reply<pb::ListQueuesResponse> {

@@ -5,9 +5,12 @@
 //! so a job scheduled for later is rounded up to the next second: it may run
 //! up to a second late, never early.
 
+mod leases;
+
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     str::FromStr,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -21,7 +24,7 @@ use sqlx::{
 };
 
 use crate::{
-    JobStore, OpenError, Pushed, StoreOptions,
+    JobStore, OpenError, Pushed, Signals, StoreOptions,
     apalis_sql::{
         DEAD, JobRow, UNFINISHED, cancel_assignments, chirpy_metadata, db_error, pushed_outcomes, queue_stats,
         retry_assignments, state_condition, state_counts, trusted, worker_info,
@@ -33,6 +36,7 @@ use crate::{
 pub struct SqliteStore {
     pool: SqlitePool,
     options: StoreOptions,
+    signals: Arc<Signals>,
 }
 
 /// The columns of a job query over `Jobs j LEFT JOIN Workers w`.
@@ -76,7 +80,7 @@ impl SqliteStore {
         })
         .await?;
         apalis_sqlite::SqliteStorage::migrations().run(&pool).await.map_err(|e| OpenError::Migrate(e.to_string()))?;
-        Ok(SqliteStore { pool, options })
+        Ok(SqliteStore { pool, options, signals: Arc::default() })
     }
 
     /// The connection pool, for embedding Apalis storages beside Chirpy.
@@ -85,38 +89,7 @@ impl SqliteStore {
     }
 
     fn decode(&self, row: &SqliteRow, now: SystemTime) -> Result<Job> {
-        let json = |column: &str| -> Result<Option<serde_json::Value>> {
-            let text: Option<String> = row.try_get(column).map_err(db_error)?;
-            Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
-        };
-        let metadata: BTreeMap<String, String> = match json("metadata")? {
-            Some(serde_json::Value::Object(map)) => map
-                .into_iter()
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => (k, s),
-                    other => (k, other.to_string()),
-                })
-                .collect(),
-            _ => BTreeMap::new(),
-        };
-        let row = JobRow {
-            id: row.try_get("id").map_err(db_error)?,
-            queue: row.try_get("job_type").map_err(db_error)?,
-            payload: row.try_get("job").map_err(db_error)?,
-            status: row.try_get("status").map_err(db_error)?,
-            attempts: row.try_get("attempts").map_err(db_error)?,
-            max_attempts: row.try_get("max_attempts").map_err(db_error)?,
-            run_at_us: row.try_get("run_at_us").map_err(db_error)?,
-            last_result: json("last_result")?,
-            lock_at_us: row.try_get("lock_at_us").map_err(db_error)?,
-            lock_by: row.try_get("lock_by").map_err(db_error)?,
-            lock_kind: row.try_get("lock_kind").map_err(db_error)?,
-            done_at_us: row.try_get("done_at_us").map_err(db_error)?,
-            priority: row.try_get("priority").map_err(db_error)?,
-            metadata,
-            idempotency_key: row.try_get("idempotency_key").map_err(db_error)?,
-        };
-        row.into_job(now, self.options.lease_ttl)
+        row_of(row)?.into_job(now, self.options.lease_ttl)
     }
 
     /// Updates the job with `set` if it meets `condition`, and returns it;
@@ -138,6 +111,41 @@ impl SqliteStore {
             None => Err(Error::precondition(format!("{} is {}; {action}", job.name(), job.state))),
         }
     }
+}
+
+/// Reads the columns of [`JOB_COLUMNS`].
+fn row_of(row: &SqliteRow) -> Result<JobRow> {
+    let json = |column: &str| -> Result<Option<serde_json::Value>> {
+        let text: Option<String> = row.try_get(column).map_err(db_error)?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    };
+    let metadata: BTreeMap<String, String> = match json("metadata")? {
+        Some(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    Ok(JobRow {
+        id: row.try_get("id").map_err(db_error)?,
+        queue: row.try_get("job_type").map_err(db_error)?,
+        payload: row.try_get("job").map_err(db_error)?,
+        status: row.try_get("status").map_err(db_error)?,
+        attempts: row.try_get("attempts").map_err(db_error)?,
+        max_attempts: row.try_get("max_attempts").map_err(db_error)?,
+        run_at_us: row.try_get("run_at_us").map_err(db_error)?,
+        last_result: json("last_result")?,
+        lock_at_us: row.try_get("lock_at_us").map_err(db_error)?,
+        lock_by: row.try_get("lock_by").map_err(db_error)?,
+        lock_kind: row.try_get("lock_kind").map_err(db_error)?,
+        done_at_us: row.try_get("done_at_us").map_err(db_error)?,
+        priority: row.try_get("priority").map_err(db_error)?,
+        metadata,
+        idempotency_key: row.try_get("idempotency_key").map_err(db_error)?,
+    })
 }
 
 /// Whole Unix seconds of `t`, rounded down.
@@ -217,6 +225,7 @@ impl JobStore for SqliteStore {
             }
         }
         tx.commit().await.map_err(db_error)?;
+        self.announce(jobs.iter().filter(|j| inserted.contains(&j.id.to_string())).map(|j| j.queue.to_string()));
 
         pushed_outcomes(jobs, &inserted, &existing, now)
     }
@@ -269,7 +278,9 @@ impl JobStore for SqliteStore {
     }
 
     async fn retry(&self, queue: &QueueName, id: JobId) -> Result<Job> {
-        self.transition(queue, id, &retry_assignments(NOW), DEAD, "only dead jobs can be retried").await
+        let job = self.transition(queue, id, &retry_assignments(NOW), DEAD, "only dead jobs can be retried").await?;
+        self.announce([queue.to_string()]);
+        Ok(job)
     }
 
     async fn queues(&self, page: &PageRequest) -> Result<Page<QueueStats>> {
@@ -301,6 +312,10 @@ impl JobStore for SqliteStore {
         .await
         .map_err(db_error)?;
         rows.iter().map(worker_info).collect::<Result<Vec<_>, sqlx::Error>>().map_err(db_error)
+    }
+
+    async fn retry_dead(&self, queue: &QueueName, ids: Option<&[JobId]>) -> Result<Vec<JobId>> {
+        self.retry_dead_jobs(queue, ids).await
     }
 }
 
