@@ -3,10 +3,15 @@
 //! Request routing, from the outside in: CORS for browsers on other origins;
 //! then the gRPC services (with gRPC-web translated in front of them only,
 //! because tonic-web rejects every other HTTP/1.1 request); then plain HTTP
-//! routes (`/healthz`); everything else falls through to the HTTP/JSON
+//! routes (`/healthz`, `/metrics`, the dashboard); everything else falls through to the HTTP/JSON
 //! transcoder built from the proto's `google.api.http` annotations.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use apalis_board_api::sse::TracingBroadcaster;
 
 use axum::{http::HeaderName, routing::get};
 use chirpy_core::Limits;
@@ -20,7 +25,9 @@ use tokio::net::TcpListener;
 use tonic::{service::Routes, transport::server::TcpIncoming};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-use crate::{config::Config, health, job_service::Jobs, reaper, shutdown::Shutdown, worker_service::Workers};
+use crate::{
+    config::Config, dashboard, health, job_service::Jobs, metrics, reaper, shutdown::Shutdown, worker_service::Workers,
+};
 
 /// Serves until `shutdown`, then lets in-flight requests finish.
 ///
@@ -33,15 +40,17 @@ pub async fn serve(
     store: Arc<dyn JobStore>,
     listener: TcpListener,
     shutdown: Shutdown,
+    log_broadcaster: Arc<Mutex<TracingBroadcaster>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let max_message = config.max_request_bytes();
     let limits = Limits { max_payload_bytes: config.max_payload_bytes };
     let jobs = Jobs { store: store.clone(), limits, default_retry: config.default_retry() };
+    let dashboard = config.ui.then(|| dashboard::router(jobs.clone(), log_broadcaster));
     let workers = Workers { store: store.clone(), limits, lease_ttl: config.lease_ttl, shutdown: shutdown.clone() };
     tokio::spawn(reaper::run(store.clone(), config.lease_ttl, shutdown.clone()));
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    tokio::spawn(health::watch(store.clone(), reporter, shutdown.clone()));
+    health::start(store.clone(), reporter, shutdown.clone()).await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -64,12 +73,33 @@ pub async fn serve(
     }
     let openapi = Arc::new(rest.openapi("Chirpy", env!("CARGO_PKG_VERSION")));
 
-    let app = grpc
+    let mut app = grpc
         .into_axum_router()
         .layer(tonic_web::GrpcWebLayer::new())
         .route("/healthz", get(health::healthz).with_state(store.clone()))
-        .route("/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
-        .fallback(move |request| async move { rest.handle(request).await });
+        .route("/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }));
+    if config.metrics {
+        let scrape = metrics::install(store.clone())?;
+        app = app.route("/metrics", get(metrics::serve).with_state(scrape));
+    }
+    let ui = dashboard.is_some();
+    if let Some(dashboard) = dashboard {
+        app = app.merge(dashboard);
+    }
+    let mut app = app.fallback(move |request: axum::extract::Request| async move {
+        if ui {
+            if dashboard::is_page_navigation(request.method(), request.uri().path(), request.headers()) {
+                return dashboard::index();
+            }
+            if let Some(asset) = dashboard::asset(request.uri().path()) {
+                return asset;
+            }
+        }
+        rest.handle(request).await
+    });
+    if config.metrics {
+        app = app.layer(axum::middleware::from_fn(metrics::requests::track));
+    }
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut shutdown = shutdown;

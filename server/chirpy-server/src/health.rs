@@ -23,23 +23,32 @@ pub async fn storage_answers(store: &dyn JobStore) -> bool {
     matches!(tokio::time::timeout(PING_TIMEOUT, store.ping()).await, Ok(Ok(())))
 }
 
+/// Sets the gRPC health status from the storage now, before the server
+/// accepts its first call, then keeps it in step in the background.
+pub async fn start(store: Arc<dyn JobStore>, reporter: HealthReporter, shutdown: Shutdown) {
+    let status = status_of(store.as_ref()).await;
+    set(&reporter, status).await;
+    tokio::spawn(watch(store, reporter, shutdown, status));
+}
+
+async fn status_of(store: &dyn JobStore) -> ServingStatus {
+    if storage_answers(store).await { ServingStatus::Serving } else { ServingStatus::NotServing }
+}
+
 /// Keeps the gRPC health status in step with the storage until shutdown,
 /// then reports NOT_SERVING so that load balancers drain this instance.
-pub async fn watch(store: Arc<dyn JobStore>, reporter: HealthReporter, mut shutdown: Shutdown) {
-    let mut last = None;
+async fn watch(store: Arc<dyn JobStore>, reporter: HealthReporter, mut shutdown: Shutdown, first: ServingStatus) {
+    let mut last = first;
     loop {
-        let status =
-            if storage_answers(store.as_ref()).await { ServingStatus::Serving } else { ServingStatus::NotServing };
-        if last != Some(status) {
-            if last.is_some() {
-                tracing::warn!(storage = store.kind(), ?status, "storage health changed");
-            }
-            set(&reporter, status).await;
-            last = Some(status);
-        }
         tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => {}
             _ = shutdown.wait() => break,
+        }
+        let status = status_of(store.as_ref()).await;
+        if last != status {
+            tracing::warn!(storage = store.kind(), ?status, "storage health changed");
+            set(&reporter, status).await;
+            last = status;
         }
     }
     set(&reporter, ServingStatus::NotServing).await;

@@ -8,6 +8,8 @@
 //!   RPC; `reaper` puts jobs whose lease expired back to run.
 //! - `convert` and `status`: protobuf ↔ domain types, errors → gRPC codes.
 //! - `health` and `shutdown`: readiness and graceful shutdown.
+//! - `metrics`: Prometheus metrics of jobs, queues and requests.
+//! - `dashboard`: apalis-board's UI and API.
 //!
 //! The job model lives in `chirpy-core`, storage in `chirpy-storage`; this
 //! crate is wiring.
@@ -16,14 +18,23 @@
 mod app;
 mod config;
 mod convert;
+mod dashboard;
 mod health;
 mod job_service;
+mod metrics;
 mod reaper;
 mod shutdown;
 mod status;
 mod worker_service;
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{
+    net::SocketAddr,
+    process::ExitCode,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use apalis_board_api::sse::{TracingBroadcaster, TracingSubscriber};
 
 use chirpy_core::job::RetryPolicy;
 
@@ -46,10 +57,11 @@ async fn main() -> ExitCode {
         }
         Err(ConfigError::Invalid(line)) => return fail(EX_USAGE, &line),
     };
-    if let Err(line) = init_logging(&config) {
-        return fail(EX_USAGE, &line);
-    }
-    match run(config).await {
+    let broadcaster = match init_logging(&config) {
+        Ok(broadcaster) => broadcaster,
+        Err(line) => return fail(EX_USAGE, &line),
+    };
+    match run(config, broadcaster).await {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, line)) => fail(code, &line),
     }
@@ -61,19 +73,24 @@ fn fail(code: u8, line: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_logging(config: &Config) -> Result<(), String> {
+/// Logs go to stdout as text or JSON lines, filtered by `CHIRPY_LOG`; with
+/// the dashboard on, the same events also feed its log page.
+fn init_logging(config: &Config) -> Result<Arc<Mutex<TracingBroadcaster>>, String> {
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = EnvFilter::try_new(&config.log).map_err(|e| format!("CHIRPY_LOG (--log): {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    match config.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-    Ok(())
+    let stdout = match config.log_format {
+        LogFormat::Text => {
+            tracing_subscriber::fmt::layer().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())).boxed()
+        }
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).boxed(),
+    };
+    let broadcaster = TracingBroadcaster::create();
+    let dashboard = config.ui.then(|| TracingSubscriber::new(&broadcaster).layer());
+    tracing_subscriber::registry().with(filter).with(stdout).with(dashboard).init();
+    Ok(broadcaster)
 }
 
-async fn run(config: Config) -> Result<(), (u8, String)> {
+async fn run(config: Config, broadcaster: Arc<Mutex<TracingBroadcaster>>) -> Result<(), (u8, String)> {
     if let Err(err) =
         RetryPolicy::parse(Some(config.retry_initial_backoff), Some(config.retry_max_backoff), RetryPolicy::default())
     {
@@ -109,7 +126,7 @@ async fn run(config: Config) -> Result<(), (u8, String)> {
 
     let (trigger, shutdown) = shutdown::channel();
     let grace = config.shutdown_grace;
-    let server = app::serve(&config, store, listener, shutdown);
+    let server = app::serve(&config, store, listener, shutdown, broadcaster);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(|e| (1, format!("server failed: {e}"))),

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use chirpy_storage::JobStore;
 
-use crate::shutdown::Shutdown;
+use crate::{metrics, shutdown::Shutdown};
 
 /// How often expired leases are looked for: a quarter of the lease TTL,
 /// between half a second and ten seconds, so a crashed worker's jobs run
@@ -26,8 +26,11 @@ pub async fn run(store: Arc<dyn JobStore>, lease_ttl: Duration, mut shutdown: Sh
             () = shutdown.wait() => return,
         }
         match store.reap_expired_leases().await {
-            Ok(0) => {}
-            Ok(count) => tracing::info!(jobs = count, "leases expired; jobs back to run"),
+            Ok(queues) if queues.is_empty() => {}
+            Ok(queues) => {
+                tracing::info!(jobs = queues.len(), "leases expired; jobs back to run");
+                metrics::expired(&queues);
+            }
             Err(err) => tracing::warn!(cause = %err, "cannot reap expired leases"),
         }
     }

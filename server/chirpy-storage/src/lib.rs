@@ -65,6 +65,18 @@ pub struct Pushed {
     pub deduplicated: bool,
 }
 
+/// The connection pool of the Apalis storage behind a [`JobStore`], for
+/// running Apalis's own components beside Chirpy on the same data (the
+/// dashboard's API uses Apalis's storages directly).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ApalisPool {
+    /// apalis-sqlite's tables.
+    Sqlite(sqlx::SqlitePool),
+    /// apalis-postgres's tables.
+    Postgres(sqlx::PgPool),
+}
+
 /// A job leased to a worker, with the token that fences its attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leased {
@@ -83,6 +95,11 @@ pub struct Leased {
 pub trait JobStore: LeaseStore + Send + Sync + 'static {
     /// The storage's name for logs and health: `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;
+
+    /// The pool of the underlying Apalis storage, when there is one to share.
+    fn apalis_pool(&self) -> Option<ApalisPool> {
+        None
+    }
 
     /// Checks that the storage answers.
     async fn ping(&self) -> Result<()>;
@@ -151,6 +168,6 @@ pub trait LeaseStore: Send + Sync + 'static {
     async fn heartbeat(&self, worker: &WorkerId, queues: &[QueueName], running: &[JobId]) -> Result<HeartbeatReport>;
 
     /// Puts jobs whose Chirpy lease expired back to run (or in the failure
-    /// queue when out of attempts). Returns how many.
-    async fn reap_expired_leases(&self) -> Result<u64>;
+    /// queue when out of attempts). Returns the queue of each such job.
+    async fn reap_expired_leases(&self) -> Result<Vec<String>>;
 }

@@ -108,6 +108,16 @@ pub enum BuildError {
     },
 }
 
+/// Which RPC an HTTP/JSON request was transcoded to, and how it ended: a
+/// response extension set by [`Transcoder::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcOutcome {
+    /// The RPC's full name, `chirpy.v1.JobService.PushJob`.
+    pub rpc: String,
+    /// Its gRPC code (`Ok` for a 200).
+    pub code: Code,
+}
+
 /// Answers HTTP/JSON requests by calling the annotated RPCs in process.
 ///
 /// Cheap to clone: everything is behind an [`Arc`].
@@ -182,16 +192,25 @@ impl Transcoder {
     /// Every answer that is not a 200 is a `google.rpc.Status` JSON body; a
     /// gRPC request for a service the server does not have is answered in
     /// gRPC form with `UNIMPLEMENTED`.
+    ///
+    /// When a route matched, the response carries an [`RpcOutcome`]
+    /// extension naming the RPC and its gRPC code, for metrics and logs.
     pub async fn handle(&self, request: http::Request<Body>) -> http::Response<Body> {
-        match self.try_handle(request).await {
-            Ok(response) => response,
+        let mut rpc = None;
+        let (mut response, code) = match self.try_handle(request, &mut rpc).await {
+            Ok(response) => (response, Code::Ok),
             Err(reply) => {
                 if reply.status.is_server_error() {
                     tracing::warn!(code = ?reply.code, message = %reply.message, "http/json call failed");
                 }
-                reply.into_response()
+                let code = reply.code;
+                (reply.into_response(), code)
             }
+        };
+        if let Some(rpc) = rpc {
+            response.extensions_mut().insert(RpcOutcome { rpc, code });
         }
+        response
     }
 
     /// Every route, in matching order, for logs and tests.
@@ -204,7 +223,11 @@ impl Transcoder {
         openapi::document(&self.inner.pool, self.inner.table.iter(), title, version)
     }
 
-    async fn try_handle(&self, request: http::Request<Body>) -> Result<http::Response<Body>, ErrorReply> {
+    async fn try_handle(
+        &self,
+        request: http::Request<Body>,
+        rpc: &mut Option<String>,
+    ) -> Result<http::Response<Body>, ErrorReply> {
         let (parts, body) = request.into_parts();
         if is_grpc(&parts.headers) {
             let status = tonic::Status::unimplemented(format!("unknown method {}", parts.uri.path()));
@@ -219,6 +242,7 @@ impl Transcoder {
             Match::BadPath(reason) => return Err(ErrorReply::invalid(reason)),
             Match::NotFound => return Err(ErrorReply::not_found(&parts.method, path)),
         };
+        *rpc = Some(route.rpc().to_owned());
         let body = match route.body {
             // A body on a method that takes none is ignored, unread.
             BodyRule::None => Bytes::new(),

@@ -6,12 +6,14 @@ use chirpy_proto::v1 as pb;
 use tonic::Status;
 
 use super::{Jobs, push_job};
-use crate::{convert::job_to_proto, status::to_status};
+use crate::{convert::job_to_proto, metrics, status::to_status};
 
 #[tracing::instrument(name = "batch_push_jobs", skip_all, fields(queue = %request.queue, jobs = request.jobs.len()))]
 pub async fn handle(jobs: &Jobs, request: pb::BatchPushJobsRequest) -> Result<pb::BatchPushJobsResponse, Status> {
+    let request_queue = request.queue.clone();
     let new = validate(jobs, request).map_err(to_status)?;
     let pushed = jobs.store.push(new).await.map_err(to_status)?;
+    metrics::pushed(&request_queue, pushed.iter().filter(|p| !p.deduplicated).count());
     Ok(pb::BatchPushJobsResponse {
         results: pushed
             .into_iter()

@@ -7,6 +7,7 @@ use tonic::Status;
 use super::Jobs;
 use crate::{
     convert::{duration_from_proto, job_to_proto, json_from_proto, time_from_proto},
+    metrics,
     status::to_status,
 };
 
@@ -16,6 +17,9 @@ pub async fn handle(jobs: &Jobs, request: pb::PushJobRequest) -> Result<pb::Push
     let mut pushed = jobs.store.push(vec![new]).await.map_err(to_status)?;
     let pushed = pushed.pop().ok_or_else(|| Status::internal("the store returned no job"))?;
     tracing::debug!(job = %pushed.job.id, deduplicated = pushed.deduplicated, "pushed");
+    if !pushed.deduplicated {
+        metrics::pushed(&pushed.job.queue, 1);
+    }
     Ok(pb::PushJobResponse { job: Some(job_to_proto(pushed.job)), deduplicated: pushed.deduplicated })
 }
 

@@ -9,6 +9,7 @@ use tonic::Status;
 use super::{Workers, check_batch, lease_ref, outcome};
 use crate::{
     convert::{job_to_proto, json_from_proto},
+    metrics,
     status::to_status,
 };
 
@@ -17,6 +18,7 @@ pub async fn handle(workers: &Workers, request: pb::CompleteJobRequest) -> Resul
     let completion = completion(workers, request).map_err(to_status)?;
     let mut outcomes = workers.store.complete(vec![completion]).await.map_err(to_status)?;
     let job = outcomes.pop().ok_or_else(|| Status::internal("no outcome"))?.map_err(to_status)?;
+    metrics::outcome(&job);
     Ok(pb::CompleteJobResponse { job: Some(job_to_proto(job)) })
 }
 
@@ -34,6 +36,7 @@ pub async fn handle_batch(
         .collect::<Result<Vec<_>>>()
         .map_err(to_status)?;
     let outcomes = workers.store.complete(completions).await.map_err(to_status)?;
+    outcomes.iter().flatten().for_each(metrics::outcome);
     Ok(pb::BatchCompleteJobsResponse { results: outcomes.into_iter().map(outcome).collect() })
 }
 

@@ -13,6 +13,7 @@ use tonic::Status;
 use super::{Workers, check_batch, lease_ref, outcome};
 use crate::{
     convert::{duration_from_proto, job_to_proto},
+    metrics,
     status::to_status,
 };
 
@@ -21,6 +22,7 @@ pub async fn handle(workers: &Workers, request: pb::FailJobRequest) -> Result<pb
     let failure = failure(request).map_err(to_status)?;
     let mut outcomes = workers.store.fail(vec![failure]).await.map_err(to_status)?;
     let job = outcomes.pop().ok_or_else(|| Status::internal("no outcome"))?.map_err(to_status)?;
+    metrics::outcome(&job);
     tracing::debug!(state = %job.state, attempts = job.attempts, "failed");
     Ok(pb::FailJobResponse { job: Some(job_to_proto(job)) })
 }
@@ -39,6 +41,7 @@ pub async fn handle_batch(
         .collect::<Result<Vec<_>>>()
         .map_err(to_status)?;
     let outcomes = workers.store.fail(failures).await.map_err(to_status)?;
+    outcomes.iter().flatten().for_each(metrics::outcome);
     Ok(pb::BatchFailJobsResponse { results: outcomes.into_iter().map(outcome).collect() })
 }
 

@@ -10,6 +10,7 @@ use tonic::Status;
 use super::{Workers, queues};
 use crate::{
     convert::{duration_to_proto, time_to_proto},
+    metrics,
     status::to_status,
 };
 
@@ -19,6 +20,7 @@ pub async fn handle(workers: &Workers, request: pb::HeartbeatRequest) -> Result<
     let queues = queues(&request.queues, false).map_err(to_status)?;
     let running = running(&request.running_job_ids).map_err(to_status)?;
     let report = workers.store.heartbeat(&worker, &queues, &running).await.map_err(to_status)?;
+    metrics::heartbeat();
     if !report.canceled.is_empty() || !report.lost.is_empty() {
         tracing::info!(canceled = report.canceled.len(), lost = report.lost.len(), "worker told to stop jobs");
     }

@@ -20,6 +20,7 @@ use tonic::{Status, metadata::MetadataMap};
 use super::{Workers, queues};
 use crate::{
     convert::{duration_from_proto, job_to_proto},
+    metrics,
     status::to_status,
 };
 
@@ -52,12 +53,14 @@ pub async fn handle(
     let subscription = store.signals().subscribe(&queues);
     let until = Instant::now() + wait;
     let mut shutdown = workers.shutdown.clone();
+    let _waiting = metrics::waiting();
     loop {
         // Armed before looking, so a push in between is not missed.
         let changed = subscription.changed();
         let leased = store.lease(&worker, &queues, max).await.map_err(to_status)?;
         if !leased.is_empty() || Instant::now() >= until {
             tracing::debug!(jobs = leased.len(), "leased");
+            metrics::leased(&leased.iter().map(|l| &l.job).collect::<Vec<_>>());
             let leases = leased
                 .into_iter()
                 .map(|l| pb::LeasedJob { lease_id: l.lease.to_string(), job: Some(job_to_proto(l.job)) })

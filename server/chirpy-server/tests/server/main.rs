@@ -2,8 +2,10 @@
 //! loopback port, on SQLite and on PostgreSQL, and talks to it over sockets.
 
 mod config;
+mod dashboard;
 mod interop;
 mod jobs;
+mod ops;
 mod protocols;
 mod rest;
 mod support;

@@ -49,6 +49,21 @@ impl Http {
         (status, headers, body)
     }
 
+    /// Sends a bodiless request with extra headers.
+    pub async fn send_with(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, http::HeaderMap, Value) {
+        let mut request = http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self.client.request(request.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, headers, body)
+    }
+
     pub async fn json(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
         let (status, _, body) = self.send(method, path, Some("application/json"), body.to_string()).await;
         (status, body)

@@ -247,7 +247,7 @@ impl LeaseStore for PostgresStore {
         Ok(report)
     }
 
-    async fn reap_expired_leases(&self) -> Result<u64> {
+    async fn reap_expired_leases(&self) -> Result<Vec<String>> {
         let sql = format!(
             "WITH expired AS (SELECT j.id FROM apalis.jobs j JOIN apalis.workers w ON w.id = j.lock_by \
                WHERE j.status IN ('Queued', 'Running') AND w.storage_name = $2 \
@@ -266,9 +266,8 @@ impl LeaseStore for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        let count = queues.len() as u64;
-        self.announce(queues).await?;
-        Ok(count)
+        self.announce(queues.clone()).await?;
+        Ok(queues)
     }
 }
 

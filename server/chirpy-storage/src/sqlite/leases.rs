@@ -244,7 +244,7 @@ impl LeaseStore for SqliteStore {
         Ok(report)
     }
 
-    async fn reap_expired_leases(&self) -> Result<u64> {
+    async fn reap_expired_leases(&self) -> Result<Vec<String>> {
         let queues: Vec<String> = sqlx::query_scalar(
             "UPDATE Jobs SET \
                status = CASE WHEN attempts >= max_attempts THEN 'Failed' ELSE 'Pending' END, \
@@ -261,9 +261,8 @@ impl LeaseStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        let count = queues.len() as u64;
-        self.announce(queues);
-        Ok(count)
+        self.announce(queues.clone());
+        Ok(queues)
     }
 }
 
