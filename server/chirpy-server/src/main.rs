@@ -104,7 +104,18 @@ async fn run(config: Config, broadcaster: Arc<Mutex<TracingBroadcaster>>) -> Res
         connect_timeout: config.connect_timeout,
         default_retry: config.default_retry(),
     };
-    let store = chirpy_storage::open(&config.database_url, options).await.map_err(|err| {
+    // SIGTERM is watched from the start: as PID 1 in a container nothing else
+    // would stop a server still waiting for its database.
+    let signal = shutdown::signal();
+    tokio::pin!(signal);
+    let opened = tokio::select! {
+        opened = chirpy_storage::open(&config.database_url, options) => opened,
+        () = &mut signal => {
+            tracing::info!("stopped before the storage was ready");
+            return Ok(());
+        }
+    };
+    let store = opened.map_err(|err| {
         let code = match err {
             OpenError::BadUrl(_) => EX_USAGE,
             OpenError::Unreachable { .. } | OpenError::Migrate(_) => EX_UNAVAILABLE,
@@ -130,7 +141,7 @@ async fn run(config: Config, broadcaster: Arc<Mutex<TracingBroadcaster>>) -> Res
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.map_err(|e| (1, format!("server failed: {e}"))),
-        () = shutdown::signal() => {}
+        () = &mut signal => {}
     }
     tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
     trigger.fire();

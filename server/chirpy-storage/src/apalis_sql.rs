@@ -1,6 +1,8 @@
 //! The SQL vocabulary shared by the SQLite and PostgreSQL stores: Apalis's
 //! statuses, how they map to Chirpy's [`JobState`]s, and the row every job
-//! query returns.
+//! query returns. The Redis store reads a job's meta hash into the same
+//! [`JobRow`], so the state table, fencing diagnosis and failure plans below
+//! serve all three.
 //!
 //! Apalis records `Pending`, `Queued`, `Running`, `Done`, `Failed` and
 //! `Killed`. Chirpy's states are derived from them without any column of its

@@ -7,18 +7,22 @@
 //!   apalis-postgres's tables, migrated by those crates, so that an embedded
 //!   Apalis worker on the same database and queue works the jobs Chirpy
 //!   stores, and the reverse.
-//! - `apalis_sql`: the SQL vocabulary both share: how Apalis statuses map to
-//!   [`JobState`]s, and the row a query returns.
+//! - [`redis`]: the same on apalis-redis's keys, with Lua scripts for what
+//!   apalis-redis lacks (priority, listing by state, cancel, max_attempts and
+//!   backoff, idempotent pushes, lease expiry).
+//! - `apalis_sql`: the vocabulary all three share: how Apalis statuses map to
+//!   [`JobState`]s, the row a job is read into, fencing and failure plans.
 //! - [`open`]: picks a store from a `DATABASE_URL`.
 //!
 //! Apalis stores jobs but has no cancel, no listing by every state and no
 //! way to return the id of a pushed job; those are written here as SQL on
-//! Apalis's tables. Transport concerns (gRPC codes, JSON) stay in the server.
+//! Apalis's tables, or Lua on its Redis keys. Transport concerns (gRPC codes, JSON) stay in the server.
 #![forbid(unsafe_code)]
 
 mod apalis_sql;
 mod open;
 pub mod postgres;
+pub mod redis;
 mod signals;
 pub mod sqlite;
 
@@ -75,6 +79,8 @@ pub enum ApalisPool {
     Sqlite(sqlx::SqlitePool),
     /// apalis-postgres's tables.
     Postgres(sqlx::PgPool),
+    /// apalis-redis's keys.
+    Redis(::redis::aio::ConnectionManager),
 }
 
 /// A job leased to a worker, with the token that fences its attempt.
@@ -93,7 +99,7 @@ pub struct Leased {
 /// one suite against each.
 #[async_trait]
 pub trait JobStore: LeaseStore + Send + Sync + 'static {
-    /// The storage's name for logs and health: `sqlite` or `postgres`.
+    /// The storage's name for logs and health: `sqlite`, `postgres` or `redis`.
     fn kind(&self) -> &'static str;
 
     /// The pool of the underlying Apalis storage, when there is one to share.

@@ -4,7 +4,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::time::{Instant, sleep};
 
-use crate::{JobStore, StoreOptions, postgres::PostgresStore, sqlite::SqliteStore};
+use crate::{JobStore, StoreOptions, postgres::PostgresStore, redis::RedisStore, sqlite::SqliteStore};
 
 /// Why a store could not be opened. Each message is one line, fit to be
 /// printed after the name of the setting (`DATABASE_URL: ...`).
@@ -26,8 +26,10 @@ pub enum OpenError {
     Migrate(String),
 }
 
-/// Opens the store `url` names: `sqlite://PATH`, `sqlite::memory:`, or
-/// `postgres://...` / `postgresql://...`. Migrations run before it returns.
+/// Opens the store `url` names: `sqlite://PATH`, `sqlite::memory:`,
+/// `postgres://...` / `postgresql://...`, or `redis://...`.
+/// Migrations run before it returns (Redis has none: apalis-redis's keys
+/// are created as jobs are pushed).
 ///
 /// # Errors
 ///
@@ -38,11 +40,10 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn JobStore>,
     match scheme {
         "sqlite" => Ok(Arc::new(SqliteStore::connect(url, options).await?)),
         "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect(url, options).await?)),
-        "redis" | "rediss" => Err(OpenError::BadUrl(
-            "Redis storage is not available in this build yet; use sqlite:// or postgres://".into(),
-        )),
+        "redis" => Ok(Arc::new(RedisStore::connect(url, options).await?)),
+        "rediss" => Err(OpenError::BadUrl("TLS to Redis (rediss://) is not supported yet; use redis://".into())),
         _ => Err(OpenError::BadUrl(format!(
-            "unsupported scheme {scheme:?}; use sqlite://PATH, sqlite::memory: or postgres://..."
+            "unsupported scheme {scheme:?}; use sqlite://PATH, sqlite::memory:, postgres://... or redis://..."
         ))),
     }
 }
@@ -50,19 +51,33 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn JobStore>,
 /// Calls `connect` until it succeeds or `timeout` has passed, backing off
 /// from 100 ms to 2 s between tries: a database that starts a little after
 /// Chirpy (in a compose file, a pod) is waited for, an absent one is not.
-pub(crate) async fn retry_connect<T, F, Fut>(timeout: Duration, mut connect: F) -> Result<T, OpenError>
+pub(crate) async fn retry_connect<T, F, Fut>(timeout: Duration, connect: F) -> Result<T, OpenError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    retry_until(timeout, connect, |err| matches!(err, sqlx::Error::Configuration(_) | sqlx::Error::InvalidArgument(_)))
+        .await
+}
+
+/// [`retry_connect`] for any client: `is_bad_url` tells the errors that
+/// retrying cannot fix.
+pub(crate) async fn retry_until<T, E, F, Fut>(
+    timeout: Duration,
+    mut connect: F,
+    is_bad_url: impl Fn(&E) -> bool,
+) -> Result<T, OpenError>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
 {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(100);
     loop {
         match connect().await {
             Ok(pool) => return Ok(pool),
-            Err(err @ (sqlx::Error::Configuration(_) | sqlx::Error::InvalidArgument(_))) => {
-                return Err(OpenError::BadUrl(err.to_string()));
-            }
+            Err(err) if is_bad_url(&err) => return Err(OpenError::BadUrl(err.to_string())),
             Err(err) if Instant::now() + pause > deadline => {
                 return Err(OpenError::Unreachable { timeout, cause: err.to_string() });
             }
@@ -100,5 +115,6 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
         assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
         assert_eq!(redact("sqlite://chirpy.db"), "sqlite://chirpy.db");
+        assert_eq!(redact("redis://:secret@cache:6379/2"), "redis://:***@cache:6379/2");
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`postgres`]: one throwaway PostgreSQL cluster per test process, and a
 //!   fresh database per test.
+//! - [`redis`]: one throwaway Redis server per test process, and a fresh
+//!   logical database per test.
 //! - [`server`]: the real `chirpy` binary on a loopback port, on any storage.
 //! - [`Storage`]: the storages a behaviour is checked against.
 //!
@@ -12,6 +14,7 @@
 
 pub mod postgres;
 mod process;
+pub mod redis;
 pub mod server;
 
 pub use server::TestServer;
@@ -23,11 +26,27 @@ pub enum Storage {
     Sqlite,
     /// A fresh database in the test process's PostgreSQL cluster.
     Postgres,
+    /// A fresh logical database on the test process's Redis server.
+    Redis,
+}
+
+impl Storage {
+    /// Every storage, in the order tests run on them.
+    pub const ALL: [Storage; 3] = [Storage::Sqlite, Storage::Postgres, Storage::Redis];
+
+    /// Its name, as the server reports it (`JobStore::kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Storage::Sqlite => "sqlite",
+            Storage::Postgres => "postgres",
+            Storage::Redis => "redis",
+        }
+    }
 }
 
 /// Runs an async test body once per storage: `each_storage!(name, |storage| async move { ... })`
-/// defines the tests `name::sqlite` and `name::postgres`; the body sees the
-/// enclosing module's imports.
+/// defines the tests `name::sqlite`, `name::postgres` and `name::redis`; the
+/// body sees the enclosing module's imports.
 #[macro_export]
 macro_rules! each_storage {
     ($(#[$meta:meta])* $name:ident, $body:expr) => {
@@ -44,6 +63,11 @@ macro_rules! each_storage {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 ($body)($crate::Storage::Postgres).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                ($body)($crate::Storage::Redis).await
             }
         }
     };

@@ -14,7 +14,7 @@ use tokio::{
 };
 use tonic::transport::Channel;
 
-use crate::{Storage, postgres};
+use crate::{Storage, postgres, redis};
 
 /// A running `chirpy` server. Dropping it kills the process.
 pub struct TestServer {
@@ -125,6 +125,7 @@ impl Builder {
             (Some(url), _) => url,
             (None, Storage::Sqlite) => format!("sqlite://{}", dir.path().join("chirpy.db").display()),
             (None, Storage::Postgres) => postgres::fresh_database().await,
+            (None, Storage::Redis) => redis::fresh_database().await,
         };
         let binary = self.binary.unwrap_or_else(default_binary);
         let mut child = Command::new(&binary)
@@ -186,15 +187,17 @@ fn collect(
     });
 }
 
-/// The `chirpy` binary of the same build as the running test executable
-/// (`target/<profile>/deps/test-...` → `target/<profile>/chirpy`), unless
-/// `CHIRPY_BIN` names another.
+/// The `chirpy` binary of the same build as the running executable: beside
+/// it (`target/<profile>/chirpy-bench`), or one level up from a test
+/// (`target/<profile>/deps/test-...`), unless `CHIRPY_BIN` names another.
 fn default_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("CHIRPY_BIN") {
         return path.into();
     }
-    let exe = std::env::current_exe().expect("the test executable's path");
-    exe.parent().and_then(|deps| deps.parent()).map(|profile| profile.join("chirpy")).expect("a target directory")
+    let exe = std::env::current_exe().expect("the executable's path");
+    let dir = exe.parent().expect("a directory");
+    let profile = if dir.ends_with("deps") { dir.parent().expect("a target directory") } else { dir };
+    profile.join("chirpy")
 }
 
 /// Sends a signal by PID with `kill`, as an operator would.

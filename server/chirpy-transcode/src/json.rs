@@ -7,7 +7,9 @@
 //!
 //! Out: every field is emitted, like grpc-gateway v2's `EmitUnpopulated`:
 //! scalars with their default, and unset message fields as `null` (members
-//! of a real `oneof` are left out when unset, as protojson does).
+//! of a real `oneof` are left out when unset, as protojson does). Doubles
+//! with no fraction are written as integers (`1`, not `1.0`), as protojson
+//! writes them: a payload's `{"n": 1}` comes back as it went in.
 //!
 //! Mapping the path and the query string is `request.rs`.
 
@@ -165,7 +167,24 @@ pub(crate) fn encode(message: &DynamicMessage) -> Result<Json, serde_json::Error
     let options = SerializeOptions::new().skip_default_fields(false);
     let mut json = message.serialize_with_options(serde_json::value::Serializer, &options)?;
     fill_nulls(&message.descriptor(), &mut json);
+    integral_numbers(&mut json);
     Ok(json)
+}
+
+/// Rewrites every whole double that an `i64` holds exactly (up to 2^53) as
+/// an integer.
+fn integral_numbers(json: &mut Json) {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match json {
+        Json::Number(n) if n.is_f64() => {
+            if let Some(x) = n.as_f64().filter(|x| x.fract() == 0.0 && x.abs() <= EXACT) {
+                *json = Json::from(x as i64);
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Json::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
 }
 
 /// prost-reflect leaves out unset fields that have presence even when asked
@@ -227,5 +246,12 @@ mod tests {
         assert_eq!(parse(b"").expect("empty"), None);
         assert_eq!(parse(b" \n").expect("blank"), None);
         assert!(parse(b"{").expect_err("malformed").contains("not valid JSON"));
+    }
+
+    #[test]
+    fn whole_doubles_are_written_as_integers() {
+        let mut json = serde_json::json!({"n": 1.0, "list": [-3.0, 2.5, 1e300], "big": 9007199254740994.0, "s": "1.0"});
+        integral_numbers(&mut json);
+        assert_eq!(json.to_string(), r#"{"big":9007199254740994.0,"list":[-3,2.5,1e+300],"n":1,"s":"1.0"}"#);
     }
 }

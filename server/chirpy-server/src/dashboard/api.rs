@@ -47,6 +47,10 @@ pub fn router(pool: ApalisPool, jobs: Jobs, broadcaster: Arc<Mutex<TracingBroadc
             apalis_postgres::PostgresStorage::<Value>::new(&pool)
                 .with_config(apalis_postgres::Config::default().queue(queue))
         }),
+        ApalisPool::Redis(conn) => reads(move |queue| {
+            apalis_redis::RedisStorage::<Value>::new(conn.clone())
+                .with_config(apalis_redis::Config::default().queue(queue))
+        }),
         _ => Router::new(),
     };
     routes

@@ -21,12 +21,13 @@ fn run_to_exit(env: &[(&str, &str)]) -> (i32, String) {
 
 #[test]
 fn a_bad_setting_exits_non_zero_with_one_line_naming_it() {
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (&[("CHIRPY_PORT", "seventy")], "CHIRPY_PORT (--port)"),
         (&[("CHIRPY_UI", "maybe")], "CHIRPY_UI (--ui)"),
         (&[("CHIRPY_LEASE_TTL", "soon")], "CHIRPY_LEASE_TTL (--lease-ttl)"),
         (&[("DATABASE_URL", "mysql://localhost/x")], "DATABASE_URL"),
         (&[("DATABASE_URL", "postgres://chirpy:secret@127.0.0.1:1/none")], "DATABASE_URL"),
+        (&[("DATABASE_URL", "sqlite:///no/such/dir/chirpy.db")], "DATABASE_URL"),
     ];
     for (env, setting) in cases {
         let (code, stderr) = run_to_exit(env);
@@ -66,6 +67,25 @@ async fn the_default_storage_is_a_sqlite_file_created_on_first_start() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_while_waiting_for_the_database_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = tokio::process::Command::new(CHIRPY)
+        .env_clear()
+        .env("CHIRPY_HOST", "127.0.0.1")
+        .env("CHIRPY_PORT", "0")
+        .env("CHIRPY_CONNECT_TIMEOUT", "60s")
+        .env("DATABASE_URL", "postgres://chirpy@127.0.0.1:1/none")
+        .current_dir(dir.path())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    chirpy_testing::server::signal(child.id().unwrap(), "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output()).await.expect("exits promptly");
+    assert_eq!(status.unwrap().status.code(), Some(0));
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Integration tests of the `chirpy` binary: each starts the real server on a
-//! loopback port, on SQLite and on PostgreSQL, and talks to it over sockets.
+//! loopback port, on SQLite, PostgreSQL and Redis, and talks to it over sockets.
 
 mod config;
 mod dashboard;

@@ -91,7 +91,7 @@ each_storage!(metrics_count_jobs_and_requests_and_pass_promtool, |storage| async
         count("chirpy_requests_total{protocol=\"http\",rpc=\"chirpy.v1.JobService.ListJobs\",code=\"OK\"}"),
         1.0
     );
-    let kind = if storage == Storage::Postgres { "postgres" } else { "sqlite" };
+    let kind = storage.name();
     assert_eq!(
         count(&format!("chirpy_build_info{{version=\"{}\",storage=\"{kind}\"}}", env!("CARGO_PKG_VERSION"))),
         1.0

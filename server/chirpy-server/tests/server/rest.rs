@@ -275,6 +275,19 @@ each_storage!(the_product_page_snippets_run_verbatim, |storage| async move {
 });
 
 #[tokio::test]
+async fn json_numbers_come_back_as_they_went_in() {
+    let server = server(Storage::Sqlite).await;
+    let http = Http::http1(&server);
+    let body = r#"{"payload": {"n": 1, "list": [-2, 2.5, 0], "big": 9007199254740992}}"#;
+    let (status, _, _) = http.send("POST", "/queues/numbers/jobs", Some("application/json"), body).await;
+    assert_eq!(status, 200);
+    let (_, _, listed) = http.send("GET", "/queues/numbers/jobs", None, Bytes::new()).await;
+    // Compared as text: serde_json would take 1.0 for 1 once parsed.
+    let payload = listed["jobs"][0]["payload"].to_string();
+    assert_eq!(payload, r#"{"big":9007199254740992,"list":[-2,2.5,0],"n":1}"#);
+}
+
+#[tokio::test]
 async fn the_openapi_document_validates_and_fuzzing_finds_no_server_error() {
     let server = server(Storage::Sqlite).await;
     let (status, document) = Http::http1(&server).get("/openapi.json").await;

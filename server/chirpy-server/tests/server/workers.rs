@@ -369,3 +369,34 @@ each_storage!(a_killed_worker_process_loses_its_job_to_another, |storage| async 
     let job = leases.leases[0].job.as_ref().unwrap();
     assert_eq!((job.id.as_str(), job.attempts), (pushed.id.as_str(), 2), "delivered again, attempt counted");
 });
+
+/// A push through one server instance wakes a lease waiting in another on
+/// the same database (PostgreSQL `NOTIFY`, Redis pub/sub; SQLite has one
+/// instance).
+async fn a_push_wakes_a_lease_waiting_in_another_instance(storage: Storage) {
+    let first = TestServer::start(storage).await;
+    let second = TestServer::builder(storage).database_url(first.database_url()).start().await;
+    let mut waiting = workers(&second).await;
+    let started = Instant::now();
+    let poll = tokio::spawn(async move {
+        let leases =
+            waiting.lease_jobs(lease("w", "across", 1, Duration::from_secs(25))).await.unwrap().into_inner().leases;
+        (leases, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    push_job(&mut jobs(&first).await, push("across", json!({}))).await;
+    let (leases, elapsed) = poll.await.unwrap();
+    assert_eq!(leases.len(), 1);
+    // Under the 5 s re-check a missed wake-up would fall back to.
+    assert!(elapsed < Duration::from_secs(4), "woken after {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_wakes_a_lease_waiting_in_another_instance_on_postgres() {
+    a_push_wakes_a_lease_waiting_in_another_instance(Storage::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_wakes_a_lease_waiting_in_another_instance_on_redis() {
+    a_push_wakes_a_lease_waiting_in_another_instance(Storage::Redis).await;
+}

@@ -8,7 +8,7 @@ mod leases;
 mod listen;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -158,7 +158,9 @@ impl JobStore for PostgresStore {
             // PostgreSQL keeps microseconds; store and report the same instant.
             job.scheduled_at = from_micros(micros(job.scheduled_at));
         }
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // One statement, so one round trip and its own transaction: the batch
+        // is stored whole or not at all. Apalis's trigger notifies every
+        // instance of the jobs ready now.
         let inserted: HashSet<String> = sqlx::query_scalar(
             "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
              SELECT t.id, t.job_type, t.job, 'Pending', 0, t.max_attempts, to_timestamp(t.run_at), t.priority, t.metadata, t.idempotency_key \
@@ -182,13 +184,14 @@ impl JobStore for PostgresStore {
                 .collect::<Vec<_>>(),
         )
         .bind(jobs.iter().map(|j| j.idempotency_key.clone()).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await
         .map_err(db_error)?
         .into_iter()
         .collect();
 
-        // The jobs that were not inserted collided with an idempotency key.
+        // The jobs not inserted collided with an idempotency key, on jobs
+        // committed before the insert returned: read them now.
         let duplicates: Vec<&NewJob> = jobs.iter().filter(|j| !inserted.contains(&j.id.to_string())).collect();
         let mut existing: HashMap<(String, String), Job> = HashMap::new();
         if !duplicates.is_empty() {
@@ -199,7 +202,7 @@ impl JobStore for PostgresStore {
             let rows = sqlx::query(trusted(sql))
                 .bind(duplicates.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
                 .bind(duplicates.iter().map(|j| j.idempotency_key.clone()).collect::<Vec<_>>())
-                .fetch_all(&mut *tx)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(db_error)?;
             for row in &rows {
@@ -209,9 +212,14 @@ impl JobStore for PostgresStore {
                 }
             }
         }
-        tx.commit().await.map_err(db_error)?;
-        let queues = jobs.iter().filter(|j| inserted.contains(&j.id.to_string())).map(|j| j.queue.to_string());
-        self.announce(queues.collect::<Vec<_>>()).await?;
+        let stored = jobs.iter().filter(|j| inserted.contains(&j.id.to_string()));
+        for queue in stored.clone().map(|j| j.queue.as_str()).collect::<BTreeSet<_>>() {
+            self.signals.notify(queue);
+        }
+        // Jobs for later are not in Apalis's notifications; the other
+        // instances' waiting leases must learn their time.
+        let later = stored.filter(|j| j.scheduled_at > now).map(|j| j.queue.to_string());
+        self.announce(later.collect::<Vec<_>>()).await?;
 
         pushed_outcomes(jobs, &inserted, &existing, now)
     }

@@ -70,6 +70,14 @@ impl SqliteStore {
         // Every connection to `:memory:` is a database of its own: keep
         // exactly one, for the life of the process.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let file = connect_options.get_filename();
+        if let Some(dir) = file.parent().filter(|dir| !in_memory && !dir.as_os_str().is_empty() && !dir.exists()) {
+            return Err(OpenError::BadUrl(format!(
+                "the directory {} of {} does not exist",
+                dir.display(),
+                file.display()
+            )));
+        }
         let pool_options = if in_memory {
             SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
         } else {
