@@ -164,6 +164,30 @@ impl Client {
         response.results.into_iter().map(|r| r.job.ok_or(Error::Incomplete("job"))).collect()
     }
 
+    /// Pushes many payloads to `queue`, each with its own options, in one
+    /// transaction: all or none. The results are in the order given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Status`] when the server rejects any of them.
+    pub async fn batch_push_with<T: Serialize>(
+        &self,
+        queue: &str,
+        jobs: impl IntoIterator<Item = (T, PushOptions)>,
+    ) -> Result<Vec<Pushed>, Error> {
+        let jobs = jobs
+            .into_iter()
+            .map(|(payload, options)| Ok(options.request("", json::from_json(serde_json::to_value(&payload)?))))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let request = pb::BatchPushJobsRequest { queue: queue.to_owned(), jobs };
+        let response = self.jobs.clone().batch_push_jobs(request).await?.into_inner();
+        response
+            .results
+            .into_iter()
+            .map(|r| Ok(Pushed { job: r.job.ok_or(Error::Incomplete("job"))?, deduplicated: r.deduplicated }))
+            .collect()
+    }
+
     /// Returns a job.
     ///
     /// # Errors

@@ -1,6 +1,6 @@
-//! `ChirpyBackend` and `Client` against a real `chirpy` server, on SQLite
-//! and PostgreSQL: plain Apalis workers, with Apalis middleware, run the
-//! jobs of a remote queue.
+//! `ChirpyBackend` and `Client` against a real `chirpy` server, on SQLite,
+//! PostgreSQL and Redis: plain Apalis workers, with Apalis middleware, run
+//! the jobs of a remote queue.
 
 use std::{
     collections::HashMap,
@@ -303,14 +303,23 @@ each_storage!(the_client_pushes_lists_and_manages_jobs, |storage| async move {
 /// runs exactly once, and no lease is ever taken twice (every job finishes
 /// at its first attempt).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_four_workers_each_job_exactly_once() {
+async fn two_instances_four_workers_each_job_exactly_once_on_postgres() {
+    two_instances_four_workers_each_job_exactly_once(Storage::Postgres).await;
+}
+
+/// The same on one Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_four_workers_each_job_exactly_once_on_redis() {
+    two_instances_four_workers_each_job_exactly_once(Storage::Redis).await;
+}
+
+/// Several instances share one database on PostgreSQL and Redis (not on
+/// SQLite: one process owns the file).
+async fn two_instances_four_workers_each_job_exactly_once(storage: Storage) {
     const JOBS: usize = 1000;
-    let first = server(Storage::Postgres).await;
-    let second = TestServer::builder(Storage::Postgres)
-        .database_url(first.database_url())
-        .env("CHIRPY_LEASE_TTL", "3s")
-        .start()
-        .await;
+    let first = server(storage).await;
+    let second =
+        TestServer::builder(storage).database_url(first.database_url()).env("CHIRPY_LEASE_TTL", "3s").start().await;
     let client = Client::connect(first.url()).await.unwrap();
     let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
 

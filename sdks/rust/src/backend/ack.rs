@@ -360,10 +360,21 @@ fn outcome<R: Serialize>(result: &Result<R, BoxDynError>) -> Outcome {
             },
         },
         Err(err) => Outcome::Failed {
-            error: err.to_string(),
+            error: message(err.as_ref()),
             non_retryable: err.downcast_ref::<AbortError>().is_some(),
             retry_after: err.downcast_ref::<RetryAfterError>().map(RetryAfterError::get_duration),
         },
+    }
+}
+
+/// The handler's own message: Apalis's `AbortError` and `RetryAfterError`
+/// say what they are in their `Display`, which is news to no one reading
+/// the job's `last_error`.
+fn message(err: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    let wrapped = err.is::<AbortError>() || err.is::<RetryAfterError>();
+    match err.source() {
+        Some(source) if wrapped => source.to_string(),
+        _ => err.to_string(),
     }
 }
 
@@ -374,14 +385,20 @@ mod tests {
     #[test]
     fn apalis_errors_map_to_retry_decisions() {
         let abort: Result<(), BoxDynError> = Err(AbortError::new("no such user").into());
-        assert!(matches!(outcome(&abort), Outcome::Failed { non_retryable: true, retry_after: None, .. }));
+        assert!(matches!(
+            outcome(&abort),
+            Outcome::Failed { non_retryable: true, retry_after: None, error } if error == "no such user"
+        ));
         let later: Result<(), BoxDynError> = Err(RetryAfterError::new("busy", Duration::from_secs(7)).into());
         assert!(matches!(
             outcome(&later),
-            Outcome::Failed { non_retryable: false, retry_after: Some(d), .. } if d == Duration::from_secs(7)
+            Outcome::Failed { non_retryable: false, retry_after: Some(d), error } if d == Duration::from_secs(7) && error == "busy"
         ));
         let plain: Result<(), BoxDynError> = Err("boom".into());
-        assert!(matches!(outcome(&plain), Outcome::Failed { non_retryable: false, retry_after: None, .. }));
+        assert!(matches!(
+            outcome(&plain),
+            Outcome::Failed { non_retryable: false, retry_after: None, error } if error == "boom"
+        ));
         assert!(matches!(outcome(&Ok::<_, BoxDynError>(3)), Outcome::Succeeded(v) if v == 3));
     }
 }

@@ -52,7 +52,18 @@ struct State {
     quiet: AtomicBool,
     /// The heartbeat interval the server asked for, in milliseconds.
     heartbeat_ms: AtomicU64,
+    /// Whether a heartbeat has been answered, so `heartbeat_ms` is the
+    /// server's.
+    heard: AtomicBool,
 }
+
+/// The longest wait for the first heartbeat after registering.
+///
+/// `Persisted` arms its heartbeat timer with the interval it was given when
+/// registration began, before the server's answer set ours; with a short
+/// lease TTL, a first wait of the configured interval would let the first
+/// leases expire.
+const FIRST_HEARTBEAT: Duration = Duration::from_secs(1);
 
 impl Remote {
     pub(crate) fn new(
@@ -79,7 +90,8 @@ impl Remote {
     }
 
     pub(crate) fn heartbeat_interval(&self) -> Duration {
-        Duration::from_millis(self.state.heartbeat_ms.load(Ordering::Relaxed))
+        let interval = Duration::from_millis(self.state.heartbeat_ms.load(Ordering::Relaxed));
+        if self.state.heard.load(Ordering::Relaxed) { interval } else { interval.min(FIRST_HEARTBEAT) }
     }
 
     fn id(&self) -> String {
@@ -111,6 +123,7 @@ impl Remote {
             let interval = interval.clamp(Duration::from_millis(200), Duration::from_secs(60));
             self.state.heartbeat_ms.store(interval.as_millis() as u64, Ordering::Relaxed);
         }
+        self.state.heard.store(true, Ordering::Relaxed);
         Ok(())
     }
 
