@@ -22,6 +22,8 @@ COPY third_party third_party
 COPY server server
 COPY sdks/rust sdks/rust
 COPY bench bench
+COPY conformance/driver conformance/driver
+COPY conformance/runners/rust conformance/runners/rust
 # The registry and target/ live in cache mounts, kept between builds; the binary is copied out of
 # target/ in the same step because the mount is not part of the image.
 RUN --mount=type=cache,id=chirpy-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
