@@ -125,7 +125,7 @@ impl Report {
         let mut out = format!(
             "Measured {} at commit `{}` on {}. Chirpy: a `chirpy` server process, `chirpy-client` producers and \
              workers over gRPC on loopback; embedded: Apalis in the benchmark process on the same storage. \
-             Ratio = Chirpy / embedded (higher is better for throughput, lower for latency and queries).\n\n",
+             Ratio = Chirpy / embedded (higher is better for throughput, lower for latency and storage operations).\n\n",
             self.date, self.commit, self.machine
         );
         out.push_str(
