@@ -69,20 +69,6 @@ pub struct Pushed {
     pub deduplicated: bool,
 }
 
-/// The connection pool of the Apalis storage behind a [`JobStore`], for
-/// running Apalis's own components beside Chirpy on the same data (the
-/// dashboard's API uses Apalis's storages directly).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ApalisPool {
-    /// apalis-sqlite's tables.
-    Sqlite(sqlx::SqlitePool),
-    /// apalis-postgres's tables.
-    Postgres(sqlx::PgPool),
-    /// apalis-redis's keys.
-    Redis(::redis::aio::ConnectionManager),
-}
-
 /// A job leased to a worker, with the token that fences its attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leased {
@@ -101,11 +87,6 @@ pub struct Leased {
 pub trait JobStore: LeaseStore + Send + Sync + 'static {
     /// The storage's name for logs and health: `sqlite`, `postgres` or `redis`.
     fn kind(&self) -> &'static str;
-
-    /// The pool of the underlying Apalis storage, when there is one to share.
-    fn apalis_pool(&self) -> Option<ApalisPool> {
-        None
-    }
 
     /// Checks that the storage answers.
     async fn ping(&self) -> Result<()>;

@@ -1,15 +1,16 @@
-//! apalis-board's API at `/api/v1`, as its UI expects it.
+//! apalis-board's API at `/api/v1`, as its UI expects it, answered from
+//! Chirpy's own store.
 //!
-//! The reads are apalis-board-api's own handlers on Apalis's own storages
-//! (`SqliteStorage`, `PostgresStorage`) for the same database, so the
-//! dashboard shows exactly what Apalis records, remote workers included.
-//! apalis-board-api registers its per-queue routes once, at start-up; here
-//! the storage of a queue is built per request instead (it is a handle on
-//! the shared pool, no I/O), so queues created later show too.
+//! apalis-board-api's own handlers read through Apalis's storages, which
+//! differ by storage (apalis-redis 1.0 cannot list its queues at all). The
+//! reads here go through Chirpy's [`JobStore`](chirpy_storage::JobStore),
+//! which lists every state on every storage, and answer in apalis-board's
+//! own types ([`board`](super::board)), so the UI reads them as it reads Apalis's. Queues
+//! are looked up per request, so queues created after start-up show.
 //!
 //! Pushes from the dashboard (`PUT /queues/{queue}/tasks`) go through
-//! Chirpy's own push instead, so they are validated and wake waiting
-//! workers like any other push.
+//! Chirpy's own push, so they are validated and wake waiting workers like
+//! any other push.
 
 use std::{
     collections::HashMap,
@@ -17,108 +18,212 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use apalis_board_api::{framework::axum as board, sse::TracingBroadcaster};
-use apalis_core::backend::{
-    Backend, BackendConfig, FetchById, Filter, ListAllTasks, ListQueues, ListTasks, ListWorkers, Metrics,
-    WireFormatBackend, codec::Codec,
-};
-use apalis_core::task::Task;
+use apalis_board_api::{RawTask, framework::axum::sse, sse::TracingBroadcaster};
+use apalis_core::backend::{Filter, QueueInfo, RunningWorker, Statistic};
 use axum::{
     Extension, Json, Router,
-    extract::{Path, Query},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
-use chirpy_core::job::JobSpec;
-use chirpy_storage::ApalisPool;
+use chirpy_core::{
+    Error, Job, JobId, QueueName, Result, job::JobSpec, limits::MAX_PAGE_SIZE, page::PageRequest, queue::QueueStats,
+    worker::WorkerInfo,
+};
 use serde_json::Value;
-use tokio::sync::RwLock;
 
+use super::board;
 use crate::job_service::Jobs;
 
-/// The API on the Apalis storage of `pool`.
-pub fn router(pool: ApalisPool, jobs: Jobs, broadcaster: Arc<Mutex<TracingBroadcaster>>) -> Router {
-    let routes = match pool {
-        ApalisPool::Sqlite(pool) => reads(move |queue| {
-            apalis_sqlite::SqliteStorage::<Value>::new(&pool).with_config(apalis_sqlite::Config::default().queue(queue))
-        }),
-        ApalisPool::Postgres(pool) => reads(move |queue| {
-            apalis_postgres::PostgresStorage::<Value>::new(&pool)
-                .with_config(apalis_postgres::Config::default().queue(queue))
-        }),
-        ApalisPool::Redis(conn) => reads(move |queue| {
-            apalis_redis::RedisStorage::<Value>::new(conn.clone())
-                .with_config(apalis_redis::Config::default().queue(queue))
-        }),
-        _ => Router::new(),
-    };
-    routes
-        .route(
-            "/queues/{queue}/tasks",
-            axum::routing::put(move |path, headers, body| push(jobs.clone(), path, headers, body)),
-        )
-        .route("/events", get(board::sse::new_client))
+/// The deepest a dashboard page may reach into a list, in jobs: pages are
+/// numbered, and the store is read from the start of the list up to them.
+pub const MAX_PAGE_DEPTH: u32 = 10_000;
+
+/// Workers silent for longer are not shown (as in `ListWorkers`).
+const RECENT_WORKERS: Duration = Duration::from_secs(5 * 60);
+
+/// The API's routes.
+pub fn router(jobs: Jobs, broadcaster: Arc<Mutex<TracingBroadcaster>>) -> Router {
+    Router::new()
+        .route("/queues", get(queues))
+        .route("/overview", get(overview))
+        .route("/tasks", get(all_tasks))
+        .route("/workers", get(all_workers))
+        .route("/queues/{queue}/tasks", get(queue_tasks).put(push))
+        .route("/queues/{queue}/tasks/{task_id}", get(task))
+        .route("/queues/{queue}/stats", get(queue_stats))
+        .route("/queues/{queue}/workers", get(queue_workers))
+        .route("/events", get(sse::new_client))
         .layer(Extension(broadcaster))
+        .with_state(jobs)
 }
 
-/// The read routes, on storages made by `storage(queue)`.
-fn reads<B, F>(storage: F) -> Router
-where
-    F: Fn(&str) -> B + Clone + Send + Sync + 'static,
-    B: Metrics
-        + ListWorkers
-        + ListAllTasks
-        + ListQueues
-        + ListTasks
-        + FetchById
-        + BackendConfig
-        + WireFormatBackend<Compact = Vec<u8>>
-        + Backend<Task = Task<Vec<u8>>>
-        + Send
-        + Sync
-        + 'static,
-    <B as Backend>::Error: std::error::Error + 'static,
-    B::Codec: Codec<Value, Compact = Vec<u8>>,
-    <B::Codec as Codec<Value>>::Error: std::error::Error + 'static,
-{
-    // apalis-board-api's handlers take the storage as an extension.
-    let state = move |queue: &str| Extension(Arc::new(RwLock::new(storage(queue))));
-    let (s1, s2, s3, s4, s5, s6, s7, s8) = (
-        state.clone(),
-        state.clone(),
-        state.clone(),
-        state.clone(),
-        state.clone(),
-        state.clone(),
-        state.clone(),
-        state,
-    );
-    Router::new()
-        .route("/queues", get(move || board::fetch_queues::<B>(s1("default"))))
-        .route("/tasks", get(move |filter: Query<Filter>| board::get_all_tasks::<B>(filter, s2("default"))))
-        .route("/workers", get(move || board::get_all_workers::<B>(s3("default"))))
-        .route("/overview", get(move || board::overview::<B>(s4("default"))))
-        .route(
-            "/queues/{queue}/tasks",
-            get(move |Path(queue): Path<String>, filter: Query<Filter>| {
-                board::get_tasks::<B, Value>(filter, s5(&queue))
-            }),
-        )
-        .route(
-            "/queues/{queue}/tasks/{task_id}",
-            get(move |Path((queue, task_id)): Path<(String, String)>| {
-                board::get_task_by_id::<B, Value>(Path(task_id), s6(&queue))
-            }),
-        )
-        .route("/queues/{queue}/stats", get(move |Path(queue): Path<String>| board::stats_by_queue::<B>(s7(&queue))))
-        .route("/queues/{queue}/workers", get(move |Path(queue): Path<String>| board::get_workers::<B>(s8(&queue))))
+/// A failed read or push, answered with the HTTP status of its kind.
+struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        ApiError(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            Error::FailedPrecondition { .. } => StatusCode::CONFLICT,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, self.0.to_string()).into_response()
+    }
+}
+
+type Reply<T> = std::result::Result<Json<T>, ApiError>;
+
+/// `GET /queues`: every queue holding jobs, with its counts and workers.
+async fn queues(State(jobs): State<Jobs>) -> Reply<Vec<QueueInfo>> {
+    let workers = jobs.store.workers(SystemTime::now() - RECENT_WORKERS).await?;
+    let queues = all_queues(&jobs).await?;
+    Ok(Json(queues.iter().map(|stats| board::queue_info(stats, &workers)).collect()))
+}
+
+/// `GET /overview`: the counts over every queue.
+async fn overview(State(jobs): State<Jobs>) -> Reply<Vec<Statistic>> {
+    let queues = all_queues(&jobs).await?;
+    let total = queues.iter().fold(QueueStats { name: String::new(), ..Default::default() }, |mut sum, q| {
+        sum.pending += q.pending;
+        sum.scheduled += q.scheduled;
+        sum.running += q.running;
+        sum.succeeded += q.succeeded;
+        sum.dead += q.dead;
+        sum.canceled += q.canceled;
+        sum
+    });
+    Ok(Json(board::statistics(&total)))
+}
+
+/// `GET /queues/{queue}/stats`: one queue's counts (zeros for a queue
+/// without jobs).
+async fn queue_stats(State(jobs): State<Jobs>, Path(queue): Path<String>) -> Reply<Vec<Statistic>> {
+    let queue = QueueName::parse(&queue)?;
+    let stats = all_queues(&jobs).await?.into_iter().find(|q| q.name == queue.as_str());
+    Ok(Json(board::statistics(&stats.unwrap_or_default())))
+}
+
+/// `GET /workers`: the workers heard from lately.
+async fn all_workers(State(jobs): State<Jobs>) -> Reply<Vec<RunningWorker>> {
+    let workers = jobs.store.workers(SystemTime::now() - RECENT_WORKERS).await?;
+    Ok(Json(workers.iter().map(board::running_worker).collect()))
+}
+
+/// `GET /queues/{queue}/workers`: those of them that work `queue`.
+async fn queue_workers(State(jobs): State<Jobs>, Path(queue): Path<String>) -> Reply<Vec<RunningWorker>> {
+    let queue = QueueName::parse(&queue)?;
+    let workers = jobs.store.workers(SystemTime::now() - RECENT_WORKERS).await?;
+    let works_queue = |w: &&WorkerInfo| w.queues.iter().any(|q| q == queue.as_str());
+    Ok(Json(workers.iter().filter(works_queue).map(board::running_worker).collect()))
+}
+
+/// `GET /queues/{queue}/tasks?status=&page=&page_size=`: one page of a
+/// queue's jobs, oldest first.
+async fn queue_tasks(
+    State(jobs): State<Jobs>,
+    Path(queue): Path<String>,
+    Query(filter): Query<Filter>,
+) -> Reply<Vec<RawTask<Value>>> {
+    let queue = QueueName::parse(&queue)?;
+    let (skip, take) = window(&filter)?;
+    let found = first_jobs(&jobs, &queue, &filter, skip + take).await?;
+    Ok(Json(found.into_iter().skip(skip).map(|job| RawTask(board::task(job))).collect()))
+}
+
+/// `GET /tasks?status=&page=&page_size=`: one page of the jobs of every
+/// queue, oldest first.
+async fn all_tasks(State(jobs): State<Jobs>, Query(filter): Query<Filter>) -> Reply<Vec<RawTask<Value>>> {
+    let (skip, take) = window(&filter)?;
+    let mut found = Vec::new();
+    for stats in all_queues(&jobs).await? {
+        // Names stored by an embedded Apalis producer may be ones Chirpy
+        // would not accept; their jobs cannot be listed by name.
+        let Ok(queue) = QueueName::parse(&stats.name) else { continue };
+        found.extend(first_jobs(&jobs, &queue, &filter, skip + take).await?);
+    }
+    found.sort_by_key(|job| job.id);
+    Ok(Json(found.into_iter().skip(skip).take(take).map(|job| RawTask(board::task(job))).collect()))
+}
+
+/// `GET /queues/{queue}/tasks/{task_id}`: one job.
+async fn task(State(jobs): State<Jobs>, Path((queue, id)): Path<(String, String)>) -> Reply<RawTask<Value>> {
+    let job = jobs.store.get(&QueueName::parse(&queue)?, JobId::parse(&id)?).await?;
+    Ok(Json(RawTask(board::task(job))))
+}
+
+/// The jobs to skip and to show for the page `filter` asks for.
+fn window(filter: &Filter) -> Result<(usize, usize)> {
+    let size = filter.page_size.unwrap_or(10);
+    if size == 0 || size > MAX_PAGE_SIZE {
+        return Err(Error::invalid("page_size", format!("must be between 1 and {MAX_PAGE_SIZE}, got {size}")));
+    }
+    let skip = filter.page.checked_sub(1).and_then(|pages| pages.checked_mul(size));
+    match skip {
+        Some(skip) if skip.saturating_add(size) <= MAX_PAGE_DEPTH => Ok((skip as usize, size as usize)),
+        _ => Err(Error::invalid(
+            "page",
+            format!("must be at least 1, and reach at most {MAX_PAGE_DEPTH} jobs deep with page_size {size}"),
+        )),
+    }
+}
+
+/// The first `count` jobs of `queue` in the states of `filter`'s status,
+/// oldest first.
+async fn first_jobs(jobs: &Jobs, queue: &QueueName, filter: &Filter, count: usize) -> Result<Vec<Job>> {
+    let mut found = Vec::new();
+    for state in board::states(filter.status.as_ref()) {
+        let key = format!("dashboard/{queue}/{}", state.map_or("any", |s| s.as_str()));
+        let mut token = String::new();
+        let before = found.len();
+        loop {
+            let want = (count - (found.len() - before)).min(MAX_PAGE_SIZE as usize);
+            let page = PageRequest::parse(want as i32, &token, key.clone())?;
+            let listed = jobs.store.list(queue, state, &page).await?;
+            found.extend(listed.items);
+            match listed.next_page_token {
+                Some(next) if found.len() - before < count => token = next,
+                _ => break,
+            }
+        }
+    }
+    found.sort_by_key(|job| job.id);
+    found.truncate(count);
+    Ok(found)
+}
+
+/// Every queue's counts, through every page of the store's list.
+async fn all_queues(jobs: &Jobs) -> Result<Vec<QueueStats>> {
+    let mut queues = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = jobs.store.queues(&PageRequest::parse(MAX_PAGE_SIZE as i32, &token, "queues".into())?).await?;
+        queues.extend(page.items);
+        match page.next_page_token {
+            Some(next) => token = next,
+            None => return Ok(queues),
+        }
+    }
 }
 
 /// `PUT /queues/{queue}/tasks`: the JSON body is the payload; apalis-board's
 /// `x-task-*` headers carry the schedule, priority, attempts, idempotency
 /// key and `x-task-meta-*` metadata.
-async fn push(jobs: Jobs, Path(queue): Path<String>, headers: HeaderMap, Json(payload): Json<Value>) -> Response {
+async fn push(
+    State(jobs): State<Jobs>,
+    Path(queue): Path<String>,
+    headers: HeaderMap,
+    Json(payload): Json<Value>,
+) -> Reply<()> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let number = |name: &str| header(name).and_then(|v| v.parse::<i64>().ok());
     let metadata: HashMap<String, String> = headers
@@ -139,12 +244,7 @@ async fn push(jobs: Jobs, Path(queue): Path<String>, headers: HeaderMap, Json(pa
         metadata,
         retry_policy: None,
     };
-    let pushed = match spec.validate(&jobs.limits, jobs.default_retry) {
-        Ok(new) => jobs.store.push(vec![new]).await,
-        Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
-    };
-    match pushed {
-        Ok(_) => Json(()).into_response(),
-        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
-    }
+    let new = spec.validate(&jobs.limits, jobs.default_retry)?;
+    jobs.store.push(vec![new]).await?;
+    Ok(Json(()))
 }

@@ -13,11 +13,11 @@
 //!   `/tasks/...`, `/workers`, `/logs`: a `GET` that accepts `text/html`)
 //!   gets the page, so reloads and shared links work; API clients, which do
 //!   not ask for HTML, get the JSON API on those paths as before;
-//! - its API is [`api`] at `/api/v1`, on Apalis's own storages for the
-//!   same database, with queues looked up per request so that queues pushed
-//!   to after start-up show without a restart.
+//! - its API is [`api`] at `/api/v1`, answered from Chirpy's own store in
+//!   apalis-board's types, the same on every storage.
 
 mod api;
+mod board;
 
 use std::sync::{Arc, Mutex};
 
@@ -39,10 +39,7 @@ pub fn router(jobs: Jobs, broadcaster: Arc<Mutex<TracingBroadcaster>>) -> Router
         .route("/dashboard", get(|| async { page("/") }))
         .route("/dashboard/", get(|| async { page("/") }))
         .route("/dashboard/{*path}", get(|Path(path): Path<String>| async move { page(&format!("/{path}")) }));
-    match jobs.store.apalis_pool() {
-        Some(pool) => router.nest("/api/v1", api::router(pool, jobs, broadcaster)),
-        None => router,
-    }
+    router.nest("/api/v1", api::router(jobs, broadcaster))
 }
 
 /// Whether a request is a browser opening one of the dashboard's pages

@@ -23,7 +23,7 @@ use sqlx::{
 };
 
 use crate::{
-    ApalisPool, JobStore, OpenError, Pushed, Signals, StoreOptions,
+    JobStore, OpenError, Pushed, Signals, StoreOptions,
     apalis_sql::{
         DEAD, JobRow, UNFINISHED, cancel_assignments, chirpy_metadata, db_error, from_micros, micros, pushed_outcomes,
         queue_stats, retry_assignments, state_condition, state_counts, trusted, worker_info,
@@ -140,10 +140,6 @@ fn seconds(t: SystemTime) -> f64 {
 impl JobStore for PostgresStore {
     fn kind(&self) -> &'static str {
         "postgres"
-    }
-
-    fn apalis_pool(&self) -> Option<ApalisPool> {
-        Some(ApalisPool::Postgres(self.pool.clone()))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -73,7 +73,7 @@ use redis::{
 };
 
 use self::decode::{array, from_millis, int, millis, required_int, string, with_clock};
-use crate::{ApalisPool, JobStore, OpenError, Pushed, Signals, StoreOptions, apalis_sql::chirpy_metadata};
+use crate::{JobStore, OpenError, Pushed, Signals, StoreOptions, apalis_sql::chirpy_metadata};
 
 /// Jobs in apalis-redis's keys.
 #[derive(Clone)]
@@ -202,10 +202,6 @@ pub(crate) fn redis_error(err: RedisError) -> Error {
 impl JobStore for RedisStore {
     fn kind(&self) -> &'static str {
         "redis"
-    }
-
-    fn apalis_pool(&self) -> Option<ApalisPool> {
-        Some(ApalisPool::Redis(self.conn.clone()))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -24,7 +24,7 @@ use sqlx::{
 };
 
 use crate::{
-    ApalisPool, JobStore, OpenError, Pushed, Signals, StoreOptions,
+    JobStore, OpenError, Pushed, Signals, StoreOptions,
     apalis_sql::{
         DEAD, JobRow, UNFINISHED, cancel_assignments, chirpy_metadata, db_error, pushed_outcomes, queue_stats,
         retry_assignments, state_condition, state_counts, trusted, worker_info,
@@ -173,10 +173,6 @@ fn stored_run_at(at: SystemTime, now: SystemTime) -> i64 {
 impl JobStore for SqliteStore {
     fn kind(&self) -> &'static str {
         "sqlite"
-    }
-
-    fn apalis_pool(&self) -> Option<ApalisPool> {
-        Some(ApalisPool::Sqlite(self.pool.clone()))
     }
 
     async fn ping(&self) -> Result<()> {
