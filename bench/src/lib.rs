@@ -23,9 +23,12 @@ mod process;
 pub mod report;
 pub mod scenario;
 
+use std::time::Duration;
+
 use chirpy_testing::Storage;
 
 pub use report::{Report, Row};
+pub use scenario::Group;
 
 /// How big a run is.
 #[derive(Debug, Clone)]
@@ -38,6 +41,9 @@ pub struct Scale {
     pub producers: usize,
     /// Jobs pushed before workers start, then drained.
     pub drain: usize,
+    /// How long a burn-down may take before its rate is taken on the jobs
+    /// run so far (embedded apalis-sqlite drains slowly).
+    pub drain_budget: Duration,
     /// Workers, each leasing `lease_batch` jobs and running `concurrency`.
     pub workers: usize,
     /// Handlers running at once per worker.
@@ -62,6 +68,7 @@ impl Scale {
             push_batch: 100_000,
             producers: 16,
             drain: 100_000,
+            drain_budget: Duration::from_secs(60),
             workers: 4,
             concurrency: 64,
             lease_batch: 100,
@@ -80,6 +87,7 @@ impl Scale {
             push_batch: 1000,
             producers: 4,
             drain: 300,
+            drain_budget: Duration::from_secs(60),
             workers: 2,
             concurrency: 8,
             lease_batch: 20,
@@ -91,11 +99,11 @@ impl Scale {
     }
 }
 
-/// Runs every scenario on every storage in `storages`.
-pub async fn run(storages: &[Storage], scale: &Scale) -> Report {
+/// Runs the scenarios of `groups` on every storage in `storages`.
+pub async fn run(storages: &[Storage], groups: &[Group], scale: &Scale) -> Report {
     let mut report = Report::new();
     for &storage in storages {
-        for row in scenario::all(storage, scale).await {
+        for row in scenario::all(storage, scale, groups).await {
             eprintln!("{}", row.line());
             report.rows.push(row);
         }

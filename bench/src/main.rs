@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use chirpy_bench::{Scale, run};
+use chirpy_bench::{Group, Scale, run};
 use chirpy_testing::Storage;
 use clap::Parser;
 
@@ -12,6 +12,9 @@ struct Args {
     /// Storages to measure, comma-separated: sqlite, postgres, redis.
     #[arg(long, value_delimiter = ',', value_parser = storage, default_value = "sqlite,postgres,redis")]
     storages: Vec<Storage>,
+    /// Scenario groups to run, comma-separated (all by default).
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "push,drain,steady,idle")]
+    only: Vec<Group>,
     /// Tiny counts: check the harness, measure nothing.
     #[arg(long)]
     smoke: bool,
@@ -24,7 +27,7 @@ struct Args {
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let scale = if args.smoke { Scale::smoke() } else { Scale::full() };
-    let report = run(&args.storages, &scale).await;
+    let report = run(&args.storages, &args.only, &scale).await;
     if !args.smoke {
         report.write(&args.out)?;
         eprintln!("\nwrote {}", args.out.display());

@@ -109,7 +109,8 @@ impl Report {
             .unwrap_or(0.0);
         Report {
             date: run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
-            commit: run("git", &["rev-parse", "--short", "HEAD"]),
+            // Uncommitted changes to the code make the commit name a lie.
+            commit: run("git", &["describe", "--always", "--dirty", "--exclude=*"]),
             machine: format!(
                 "{} CPUs ({cpu}), {:.0} GiB, Linux {}",
                 run("nproc", &[]),

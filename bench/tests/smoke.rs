@@ -1,12 +1,12 @@
 //! The benchmark harness with tiny counts, so it keeps working. It measures
 //! nothing; `make bench` does.
 
-use chirpy_bench::{Scale, run};
+use chirpy_bench::{Group, Scale, run};
 use chirpy_testing::Storage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_harness_runs_every_scenario_on_every_storage() {
-    let report = run(&Storage::ALL, &Scale::smoke()).await;
+    let report = run(&Storage::ALL, &[Group::Push, Group::Drain, Group::Steady, Group::Idle], &Scale::smoke()).await;
     for storage in ["sqlite", "postgres", "redis"] {
         let rows: Vec<_> = report.rows.iter().filter(|r| r.storage == storage).collect();
         assert!(rows.len() >= 9, "{storage}: {rows:?}");

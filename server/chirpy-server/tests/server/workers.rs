@@ -254,6 +254,28 @@ each_storage!(priority_then_schedule_order_the_leases, |storage| async move {
     assert_eq!(order, [json!("high"), json!("mid"), json!("low-1"), json!("low-2")], "the scheduled job waits");
 });
 
+each_storage!(a_lease_over_several_queues_takes_the_best_jobs_of_all, |storage| async move {
+    let server = TestServer::start(storage).await;
+    let (mut jobs, mut workers) = (jobs(&server).await, workers(&server).await);
+    for (queue, name, priority) in [("a", "a-0", 0), ("a", "a-9", 9), ("b", "b-5", 5), ("b", "b-1", 1)] {
+        let mut request = push(queue, json!(name));
+        request.priority = priority;
+        push_job(&mut jobs, request).await;
+    }
+    let both = |max_jobs| pb::LeaseJobsRequest {
+        queues: vec!["a".into(), "b".into()],
+        ..lease("w", "a", max_jobs, Duration::ZERO)
+    };
+    let mut order = Vec::new();
+    for max_jobs in [3, 3] {
+        let leases = workers.lease_jobs(both(max_jobs)).await.unwrap().into_inner().leases;
+        order.push(
+            leases.iter().map(|l| json_of(l.job.as_ref().unwrap().payload.as_ref().unwrap())).collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(order, [vec![json!("a-9"), json!("b-5"), json!("b-1")], vec![json!("a-0")]]);
+});
+
 each_storage!(a_push_wakes_a_waiting_lease_at_once, |storage| async move {
     let server = TestServer::start(storage).await;
     let (mut jobs, workers) = (jobs(&server).await, workers(&server).await);

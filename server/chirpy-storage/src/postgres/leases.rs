@@ -28,8 +28,15 @@ use crate::{
 const NOW: &str = "to_timestamp($1::float8)";
 
 /// The condition fencing an update of job `j` to the lease in `input`.
-const FENCE: &str = "j.id = input.id AND j.job_type = input.job_type AND j.status IN ('Queued', 'Running') \
-    AND j.lock_by = input.worker AND j.attempts = input.attempt";
+///
+/// Only `id` may lead PostgreSQL to the row: `IS NOT DISTINCT FROM` cannot
+/// use an index, so the planner cannot pick the index on `lock_by` instead,
+/// which holds every job the worker ever finished (Apalis keeps `lock_by`),
+/// and would make each outcome cost a scan of the worker's history (with
+/// 27,000 jobs finished by one worker: 367 ms per batch of 100, against
+/// 1.5 ms by id).
+const FENCE: &str = "j.id = input.id AND j.status IN ('Queued', 'Running') \
+    AND (j.job_type, j.lock_by, j.attempts) IS NOT DISTINCT FROM (input.job_type, input.worker, input.attempt)";
 
 /// The columns of the lease inputs of a batch, bound as `$2`..`$5`.
 const LEASE_INPUT: &str = "unnest($2::text[], $3::text[], $4::int4[], $5::text[])";
@@ -62,9 +69,18 @@ impl LeaseStore for PostgresStore {
         let now = SystemTime::now();
         // SKIP LOCKED: concurrent leases (from any server instance) take
         // different jobs instead of queueing behind each other's row locks.
+        // One scan per queue, in the order of Apalis's fetch index
+        // (job_type, priority DESC, run_at), so that it stops after `max`
+        // jobs. `job_type = ANY(...)`, or `id` in the scan's order, would make
+        // PostgreSQL sort every ready job of the queue on each lease instead
+        // (45 ms with 100,000 jobs waiting, against 2 ms this way); ties of
+        // one batch push come in insertion order, and the id orders what the
+        // scans found.
         let sql = format!(
-            "WITH c AS (SELECT j.id FROM apalis.jobs j WHERE j.job_type = ANY($2::text[]) AND {ready} \
-               ORDER BY j.priority DESC, j.run_at, j.id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+            "WITH c AS (SELECT l.id FROM unnest($2::text[]) AS q(name), LATERAL (SELECT j.id, j.priority, j.run_at \
+               FROM apalis.jobs j WHERE j.job_type = q.name AND {ready} \
+               ORDER BY j.priority DESC, j.run_at LIMIT $4 FOR UPDATE SKIP LOCKED) l \
+               ORDER BY l.priority DESC, l.run_at, l.id LIMIT $4), \
              j AS (UPDATE apalis.jobs j SET status = 'Running', lock_by = $3, lock_at = {NOW}, \
                attempts = j.attempts + 1, done_at = NULL FROM c WHERE j.id = c.id RETURNING j.*) \
              SELECT {JOB_COLUMNS} FROM j LEFT JOIN apalis.workers w ON w.id = j.lock_by",
@@ -213,7 +229,8 @@ impl LeaseStore for PostgresStore {
         let ids: Vec<String> = running.iter().map(JobId::to_string).collect();
         let held: HashSet<String> = sqlx::query_scalar(
             "UPDATE apalis.jobs j SET lock_at = to_timestamp($1::float8) \
-             WHERE j.id = ANY($2::text[]) AND j.lock_by = $3 AND j.status IN ('Queued', 'Running') RETURNING j.id",
+             WHERE j.id = ANY($2::text[]) AND j.lock_by IS NOT DISTINCT FROM $3 AND j.status IN ('Queued', 'Running') \
+             RETURNING j.id",
         )
         .bind(seconds(SystemTime::now()))
         .bind(&ids)

@@ -36,6 +36,37 @@ fn json_list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
     serde_json::Value::Array(items.into_iter().map(|i| serde_json::Value::String(i.to_string())).collect()).to_string()
 }
 
+/// The lease of at most `?3` ready jobs of `queues` queues (bound from
+/// `?4` on) for worker `?2` at `?1`.
+///
+/// One ordered scan per queue and state, each on the partial index Apalis
+/// keeps for it (`idx_jobs_pending`, `idx_jobs_failed`): a single scan with
+/// `job_type IN (...)` and the state's `OR` cannot use them, and SQLite
+/// would sort every ready job of the queue on each lease (40 ms at 100k
+/// jobs, against 0.3 ms this way). Pending jobs with a `lock_by` are left
+/// alone, as Apalis's own fetch leaves them; neither writes one.
+fn lease_statement(queues: usize) -> String {
+    let scans: Vec<String> = (0..queues)
+        .flat_map(|i| {
+            ["j.status = 'Pending' AND j.lock_by IS NULL", "j.status = 'Failed' AND j.attempts < j.max_attempts"].map(
+                |state| {
+                    format!(
+                        "SELECT * FROM (SELECT j.id, j.priority, j.run_at FROM Jobs j \
+                         WHERE j.job_type = ?{queue} AND {state} AND j.run_at <= ?1 \
+                         ORDER BY j.priority DESC, j.run_at, j.id LIMIT ?3)",
+                        queue = i + 4
+                    )
+                },
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE Jobs SET status = 'Running', lock_by = ?2, lock_at = ?1, attempts = attempts + 1, done_at = NULL \
+         WHERE id IN (SELECT id FROM ({}) ORDER BY priority DESC, run_at, id LIMIT ?3) RETURNING id",
+        scans.join(" UNION ALL ")
+    )
+}
+
 #[async_trait]
 impl LeaseStore for SqliteStore {
     fn signals(&self) -> &Signals {
@@ -62,21 +93,14 @@ impl LeaseStore for SqliteStore {
 
     async fn lease(&self, worker: &WorkerId, queues: &[QueueName], max: usize) -> Result<Vec<Leased>> {
         let now = SystemTime::now();
-        let sql = format!(
-            "UPDATE Jobs SET status = 'Running', lock_by = ?3, lock_at = ?1, attempts = attempts + 1, done_at = NULL \
-             WHERE id IN (SELECT j.id FROM Jobs j WHERE j.job_type IN (SELECT value FROM json_each(?2)) AND {ready} \
-               ORDER BY j.priority DESC, j.run_at, j.id LIMIT ?4) \
-             RETURNING id",
-            ready = state_condition(JobState::Pending, NOW),
-        );
-        let ids: Vec<String> = sqlx::query_scalar(trusted(sql))
+        let mut query = sqlx::query_scalar(trusted(lease_statement(queues.len())))
             .bind(unix_seconds(now))
-            .bind(json_list(queues))
             .bind(worker.as_str())
-            .bind(max as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+            .bind(max as i64);
+        for queue in queues {
+            query = query.bind(queue.as_str());
+        }
+        let ids: Vec<String> = query.fetch_all(&self.pool).await.map_err(db_error)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
