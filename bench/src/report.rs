@@ -137,7 +137,7 @@ impl Report {
             let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.1} | {} | {} | {} | {} |{}",
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} |",
                 row.storage,
                 row.scenario,
                 row.metric,
@@ -146,8 +146,15 @@ impl Report {
                 row.ratio.map_or("-".into(), |r| format!("{r:.2}")),
                 num(row.server_cpu_seconds),
                 num(row.server_peak_rss_mib),
-                if row.note.is_empty() { String::new() } else { format!(" {}", row.note) },
             );
+        }
+        // Notes under the table: a cell beyond the header's would not show.
+        let notes: Vec<&Row> = self.rows.iter().filter(|row| !row.note.is_empty()).collect();
+        if !notes.is_empty() {
+            out.push('\n');
+        }
+        for row in notes {
+            let _ = writeln!(out, "- {}, {}: {}", row.storage, row.scenario, row.note);
         }
         out
     }
