@@ -7,6 +7,9 @@
 
 /// Longest queue name, in characters.
 pub const MAX_QUEUE_NAME_LEN: usize = 128;
+/// Longest name of a queue looked up as stored (an embedded Apalis
+/// producer's name, which Chirpy does not check), in bytes.
+pub const MAX_STORED_QUEUE_NAME_LEN: usize = 1024;
 /// Longest worker id, in characters.
 pub const MAX_WORKER_ID_LEN: usize = 128;
 /// Longest idempotency key, in bytes.

@@ -24,6 +24,26 @@ impl QueueName {
         Ok(QueueName(name.to_owned()))
     }
 
+    /// A queue that may already hold jobs under a name Chirpy would not
+    /// give a new one: an embedded Apalis producer's default queue is its
+    /// argument type's path (`my_app::Email`). For reading such a queue,
+    /// never for pushing to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the field `queue` when the name is
+    /// empty or longer than [`limits::MAX_STORED_QUEUE_NAME_LEN`] bytes.
+    pub fn stored(name: &str) -> Result<Self> {
+        match name.len() {
+            0 => Err(Error::invalid("queue", "must not be empty")),
+            n if n > limits::MAX_STORED_QUEUE_NAME_LEN => Err(Error::invalid(
+                "queue",
+                format!("must be at most {} bytes, got {n}", limits::MAX_STORED_QUEUE_NAME_LEN),
+            )),
+            _ => Ok(QueueName(name.to_owned())),
+        }
+    }
+
     /// The name as a string.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -87,6 +107,15 @@ mod tests {
         for bad in ["", "with space", "slash/y", "colon:x", "ünï", &"q".repeat(129)] {
             let err = QueueName::parse(bad).unwrap_err();
             assert!(err.to_string().starts_with("queue: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn stored_names_are_only_bounded() {
+        assert_eq!(QueueName::stored("my_app::Email").unwrap().as_str(), "my_app::Email");
+        assert!(QueueName::stored(&"q".repeat(limits::MAX_STORED_QUEUE_NAME_LEN)).is_ok());
+        for bad in [String::new(), "q".repeat(limits::MAX_STORED_QUEUE_NAME_LEN + 1)] {
+            assert!(QueueName::stored(&bad).unwrap_err().to_string().starts_with("queue: "));
         }
     }
 }

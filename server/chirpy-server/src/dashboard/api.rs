@@ -6,7 +6,9 @@
 //! reads here go through Chirpy's [`JobStore`](chirpy_storage::JobStore),
 //! which lists every state on every storage, and answer in apalis-board's
 //! own types ([`board`](super::board)), so the UI reads them as it reads Apalis's. Queues
-//! are looked up per request, so queues created after start-up show.
+//! are looked up per request, so queues created after start-up show, and
+//! read by their stored names, so queues an embedded Apalis producer named
+//! (`my_app::Email`) open too; pushes still need a valid Chirpy name.
 //!
 //! Pushes from the dashboard (`PUT /queues/{queue}/tasks`) go through
 //! Chirpy's own push, so they are validated and wake waiting workers like
@@ -108,7 +110,7 @@ async fn overview(State(jobs): State<Jobs>) -> Reply<Vec<Statistic>> {
 /// `GET /queues/{queue}/stats`: one queue's counts (zeros for a queue
 /// without jobs).
 async fn queue_stats(State(jobs): State<Jobs>, Path(queue): Path<String>) -> Reply<Vec<Statistic>> {
-    let queue = QueueName::parse(&queue)?;
+    let queue = QueueName::stored(&queue)?;
     let stats = all_queues(&jobs).await?.into_iter().find(|q| q.name == queue.as_str());
     Ok(Json(board::statistics(&stats.unwrap_or_default())))
 }
@@ -121,7 +123,7 @@ async fn all_workers(State(jobs): State<Jobs>) -> Reply<Vec<RunningWorker>> {
 
 /// `GET /queues/{queue}/workers`: those of them that work `queue`.
 async fn queue_workers(State(jobs): State<Jobs>, Path(queue): Path<String>) -> Reply<Vec<RunningWorker>> {
-    let queue = QueueName::parse(&queue)?;
+    let queue = QueueName::stored(&queue)?;
     let workers = jobs.store.workers(SystemTime::now() - RECENT_WORKERS).await?;
     let works_queue = |w: &&WorkerInfo| w.queues.iter().any(|q| q == queue.as_str());
     Ok(Json(workers.iter().filter(works_queue).map(board::running_worker).collect()))
@@ -134,7 +136,7 @@ async fn queue_tasks(
     Path(queue): Path<String>,
     Query(filter): Query<Filter>,
 ) -> Reply<Vec<RawTask<Value>>> {
-    let queue = QueueName::parse(&queue)?;
+    let queue = QueueName::stored(&queue)?;
     let (skip, take) = window(&filter)?;
     let found = first_jobs(&jobs, &queue, &filter, skip + take).await?;
     Ok(Json(found.into_iter().skip(skip).map(|job| RawTask(board::task(job))).collect()))
@@ -146,10 +148,7 @@ async fn all_tasks(State(jobs): State<Jobs>, Query(filter): Query<Filter>) -> Re
     let (skip, take) = window(&filter)?;
     let mut found = Vec::new();
     for stats in all_queues(&jobs).await? {
-        // Names stored by an embedded Apalis producer may be ones Chirpy
-        // would not accept; their jobs cannot be listed by name.
-        let Ok(queue) = QueueName::parse(&stats.name) else { continue };
-        found.extend(first_jobs(&jobs, &queue, &filter, skip + take).await?);
+        found.extend(first_jobs(&jobs, &QueueName::stored(&stats.name)?, &filter, skip + take).await?);
     }
     found.sort_by_key(|job| job.id);
     Ok(Json(found.into_iter().skip(skip).take(take).map(|job| RawTask(board::task(job))).collect()))
@@ -157,7 +156,7 @@ async fn all_tasks(State(jobs): State<Jobs>, Query(filter): Query<Filter>) -> Re
 
 /// `GET /queues/{queue}/tasks/{task_id}`: one job.
 async fn task(State(jobs): State<Jobs>, Path((queue, id)): Path<(String, String)>) -> Reply<RawTask<Value>> {
-    let job = jobs.store.get(&QueueName::parse(&queue)?, JobId::parse(&id)?).await?;
+    let job = jobs.store.get(&QueueName::stored(&queue)?, JobId::parse(&id)?).await?;
     Ok(Json(RawTask(board::task(job))))
 }
 

@@ -181,3 +181,41 @@ each_storage!(the_dashboard_api_shows_jobs_in_every_state_and_pages_them, |stora
     let (status, _) = http.get("/api/v1/queues/states/tasks/not-an-id").await;
     assert_eq!(status, 400);
 });
+
+/// SQL storages only: on Redis, Chirpy adopts only apalis-redis queues named
+/// in its own alphabet (other names could collide with Chirpy's own keys).
+mod the_dashboard_opens_a_queue_an_apalis_producer_named {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        opens_a_queue_an_apalis_producer_named(Storage::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        opens_a_queue_an_apalis_producer_named(Storage::Postgres).await;
+    }
+}
+
+async fn opens_a_queue_an_apalis_producer_named(storage: Storage) {
+    let server = server(storage).await;
+    let http = Http::http1(&server);
+    // Apalis's default queue name is the argument type's path.
+    crate::interop::push_with_apalis(storage, &server, "my_app::Email", json!({"to": "a@example.com"})).await;
+
+    let (_, queues) = http.get("/api/v1/queues").await;
+    assert!(queues.as_array().unwrap().iter().any(|q| q["name"] == "my_app::Email"), "{queues}");
+    let (status, tasks) = http.get("/api/v1/queues/my_app::Email/tasks?status=Pending").await;
+    assert_eq!((status, tasks[0]["args"]["to"].clone()), (200, json!("a@example.com")), "{tasks}");
+    let id = tasks[0]["ctx"]["task_id"].as_str().unwrap();
+    let (status, task) = http.get(&format!("/api/v1/queues/my_app::Email/tasks/{id}")).await;
+    assert_eq!(status, 200, "{task}");
+    let (_, everywhere) = http.get("/api/v1/tasks").await;
+    assert_eq!(everywhere.as_array().unwrap().len(), 1, "{everywhere}");
+    // Reading takes the stored name; pushing still needs a valid one.
+    let (status, _, _) = http.send("PUT", "/api/v1/queues/my_app::Email/tasks", Some("application/json"), "{}").await;
+    assert_eq!(status, 400);
+    let (status, _) = http.get(&format!("/api/v1/queues/{}/stats", "q".repeat(1025))).await;
+    assert_eq!(status, 400);
+}

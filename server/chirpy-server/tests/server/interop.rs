@@ -118,30 +118,35 @@ each_storage!(an_embedded_apalis_worker_works_jobs_pushed_through_chirpy, |stora
     assert_eq!((queues[0].succeeded, queues[0].pending, queues[0].dead), (1, 1, 0));
 });
 
+/// Pushes `args` to `queue` with an Apalis producer on the server's storage.
+pub async fn push_with_apalis<T>(storage: Storage, server: &chirpy_testing::TestServer, queue: &str, args: T)
+where
+    T: Serialize + for<'de> Deserialize<'de> + Send + Sync + Unpin + 'static,
+{
+    match storage {
+        Storage::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(server.database_url()).await.unwrap();
+            let config = apalis_sqlite::Config::default().queue(queue);
+            apalis_sqlite::SqliteStorage::<T>::new(&pool).with_config(config).push(args).await.unwrap();
+        }
+        Storage::Postgres => {
+            let pool = sqlx::PgPool::connect(server.database_url()).await.unwrap();
+            let config = apalis_postgres::Config::default().queue(queue);
+            apalis_postgres::PostgresStorage::<T>::new(&pool).with_config(config).push(args).await.unwrap();
+        }
+        Storage::Redis => {
+            let conn = apalis_redis::connect(server.database_url()).await.unwrap();
+            let config = apalis_redis::Config::default().queue(queue);
+            apalis_redis::RedisStorage::<T>::new(conn).with_config(config).push(args).await.unwrap();
+        }
+    }
+}
+
 each_storage!(jobs_pushed_by_an_apalis_producer_show_in_chirpy, |storage| async move {
     let server = server(storage).await;
     let mut client = jobs(&server).await;
     let email = Email { to: "from-apalis@example.com".into(), fail: false };
-    match storage {
-        Storage::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(server.database_url()).await.unwrap();
-            let config = apalis_sqlite::Config::default().queue("email");
-            let mut producer = apalis_sqlite::SqliteStorage::<Email>::new(&pool).with_config(config);
-            producer.push(email).await.unwrap();
-        }
-        Storage::Postgres => {
-            let pool = sqlx::PgPool::connect(server.database_url()).await.unwrap();
-            let config = apalis_postgres::Config::default().queue("email");
-            let mut producer = apalis_postgres::PostgresStorage::<Email>::new(&pool).with_config(config);
-            producer.push(email).await.unwrap();
-        }
-        Storage::Redis => {
-            let conn = apalis_redis::connect(server.database_url()).await.unwrap();
-            let config = apalis_redis::Config::default().queue("email");
-            let mut producer = apalis_redis::RedisStorage::<Email>::new(conn).with_config(config);
-            producer.push(email).await.unwrap();
-        }
-    }
+    push_with_apalis(storage, &server, "email", email).await;
     let listed = list(&mut client, "email", JobState::Pending).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(json_of(listed[0].payload.as_ref().unwrap())["to"], json!("from-apalis@example.com"));
