@@ -36,16 +36,11 @@ impl Bed {
                 .batch_size(scale.lease_batch)
                 .await
                 .expect("connect a worker");
-            let probe = probe.clone();
-            let handler = move |_: Value, id: TaskId| {
-                let probe = probe.clone();
-                async move {
-                    probe.started(&id.to_string());
-                    Ok::<_, BoxDynError>(())
-                }
-            };
-            let worker =
-                WorkerBuilder::new(format!("bench-{i}")).backend(backend).concurrency(scale.concurrency).build(handler);
+            let worker = WorkerBuilder::new(format!("bench-{i}"))
+                .backend(backend)
+                .data(probe.clone())
+                .concurrency(scale.concurrency)
+                .build(record);
             workers.spawn(|signal| tokio::spawn(worker.run_until(signal)));
         }
         workers
@@ -65,6 +60,12 @@ pub enum Wake {
     Poll,
     /// On PostgreSQL's notifications (`with_pubsub`).
     Listen,
+}
+
+/// Every benchmark job's handler: records that the job started.
+async fn record(_: Value, id: TaskId, probe: Data<Probe>) -> Result<(), BoxDynError> {
+    probe.started(&id.to_string());
+    Ok(())
 }
 
 /// Apalis embedded in this process, on a fresh database.
@@ -137,14 +138,6 @@ impl Embedded {
     pub fn workers(&mut self, queue: &str, count: usize, scale: &Scale, probe: &Probe, wake: Wake) -> Workers {
         let mut workers = Workers::default();
         for i in 0..count {
-            let probe = probe.clone();
-            let handler = move |_: Value, id: TaskId| {
-                let probe = probe.clone();
-                async move {
-                    probe.started(&id.to_string());
-                    Ok::<_, BoxDynError>(())
-                }
-            };
             let name = format!("embedded-{i}");
             match self {
                 Embedded::Sqlite { pool, listener, .. } => {
@@ -155,15 +148,17 @@ impl Embedded {
                         Some(listener) => {
                             let worker = WorkerBuilder::new(name)
                                 .backend(storage.with_callback(listener))
+                                .data(probe.clone())
                                 .concurrency(scale.concurrency)
-                                .build(handler);
+                                .build(record);
                             workers.spawn(|s| tokio::spawn(worker.run_until(s)));
                         }
                         None => {
                             let worker = WorkerBuilder::new(name)
                                 .backend(storage.poll_with_interval(POLL))
+                                .data(probe.clone())
                                 .concurrency(scale.concurrency)
-                                .build(handler);
+                                .build(record);
                             workers.spawn(|s| tokio::spawn(worker.run_until(s)));
                         }
                     }
@@ -174,15 +169,19 @@ impl Embedded {
                     let builder = WorkerBuilder::new(name);
                     match wake {
                         Wake::Listen => {
-                            let worker =
-                                builder.backend(storage.with_pubsub()).concurrency(scale.concurrency).build(handler);
+                            let worker = builder
+                                .backend(storage.with_pubsub())
+                                .data(probe.clone())
+                                .concurrency(scale.concurrency)
+                                .build(record);
                             workers.spawn(|s| tokio::spawn(worker.run_until(s)));
                         }
                         Wake::Poll => {
                             let worker = builder
                                 .backend(storage.poll_with_interval(POLL))
+                                .data(probe.clone())
                                 .concurrency(scale.concurrency)
-                                .build(handler);
+                                .build(record);
                             workers.spawn(|s| tokio::spawn(worker.run_until(s)));
                         }
                     }
@@ -195,8 +194,11 @@ impl Embedded {
                     let storage = apalis_redis::RedisStorage::<Value>::new(conn.clone())
                         .with_config(config)
                         .poll_with_interval(POLL);
-                    let worker =
-                        WorkerBuilder::new(name).backend(storage).concurrency(scale.concurrency).build(handler);
+                    let worker = WorkerBuilder::new(name)
+                        .backend(storage)
+                        .data(probe.clone())
+                        .concurrency(scale.concurrency)
+                        .build(record);
                     workers.spawn(|s| tokio::spawn(worker.run_until(s)));
                 }
             }

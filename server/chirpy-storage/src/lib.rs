@@ -78,6 +78,14 @@ pub struct Leased {
     pub lease: LeaseToken,
 }
 
+impl Leased {
+    /// Puts `leased` in the order leases are handed out in: highest priority
+    /// first, then earliest `scheduled_at`, then id.
+    pub(crate) fn sort(leased: &mut [Leased]) {
+        leased.sort_by_key(|l| (std::cmp::Reverse(l.job.priority), l.job.scheduled_at, l.job.id));
+    }
+}
+
 /// A place to keep jobs: the operations behind `chirpy.v1.JobService`, and
 /// (through [`LeaseStore`]) `chirpy.v1.WorkerService`.
 ///
@@ -110,6 +118,21 @@ pub trait JobStore: LeaseStore + Send + Sync + 'static {
 
     /// Lists the queues that hold jobs, by name, with per-state counts.
     async fn queues(&self, page: &PageRequest) -> Result<Page<QueueStats>>;
+
+    /// Every queue that holds jobs, through every page of [`queues`](JobStore::queues).
+    async fn all_queues(&self) -> Result<Vec<QueueStats>> {
+        let mut queues = Vec::new();
+        let mut token = String::new();
+        loop {
+            let size = chirpy_core::limits::MAX_PAGE_SIZE as i32;
+            let page = self.queues(&PageRequest::parse(size, &token, "queues".into())?).await?;
+            queues.extend(page.items);
+            match page.next_page_token {
+                Some(next) => token = next,
+                None => return Ok(queues),
+            }
+        }
+    }
 
     /// Lists the workers heard from since `since`, most recent first.
     async fn workers(&self, since: SystemTime) -> Result<Vec<WorkerInfo>>;

@@ -47,12 +47,12 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 use tonic::Code;
 use tower::{Service, ServiceExt as _};
 
-pub use crate::route::Route;
 use crate::{
     call::GrpcService,
     route::{BodyRule, Match, RouteTable},
     status::{ErrorReply, json_response},
 };
+pub use crate::{route::Route, status::http_status};
 
 /// Settings of a [`Transcoder`].
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use tonic::Code;
 use crate::json::any_to_json;
 
 /// The HTTP status grpc-gateway answers for a gRPC code.
-pub(crate) fn http_status(code: Code) -> StatusCode {
+pub fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
         // 499 "Client Closed Request" (nginx); not a registered status, but

@@ -25,7 +25,7 @@ use apalis_core::backend::{Filter, QueueInfo, RunningWorker, Statistic};
 use axum::{
     Extension, Json, Router,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -36,7 +36,7 @@ use chirpy_core::{
 use serde_json::Value;
 
 use super::board;
-use crate::job_service::Jobs;
+use crate::{job_service::Jobs, status::to_status};
 
 /// The deepest a dashboard page may reach into a list, in jobs: pages are
 /// numbered, and the store is read from the start of the list up to them.
@@ -72,14 +72,10 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
-            Error::FailedPrecondition { .. } => StatusCode::CONFLICT,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        (status, self.0.to_string()).into_response()
+        // As the HTTP/JSON API answers the same error (storage causes are
+        // logged, not shown).
+        let status = to_status(self.0);
+        (chirpy_transcode::http_status(status.code()), status.message().to_owned()).into_response()
     }
 }
 
@@ -88,13 +84,13 @@ type Reply<T> = std::result::Result<Json<T>, ApiError>;
 /// `GET /queues`: every queue holding jobs, with its counts and workers.
 async fn queues(State(jobs): State<Jobs>) -> Reply<Vec<QueueInfo>> {
     let workers = jobs.store.workers(SystemTime::now() - RECENT_WORKERS).await?;
-    let queues = all_queues(&jobs).await?;
+    let queues = jobs.store.all_queues().await?;
     Ok(Json(queues.iter().map(|stats| board::queue_info(stats, &workers)).collect()))
 }
 
 /// `GET /overview`: the counts over every queue.
 async fn overview(State(jobs): State<Jobs>) -> Reply<Vec<Statistic>> {
-    let queues = all_queues(&jobs).await?;
+    let queues = jobs.store.all_queues().await?;
     let total = queues.iter().fold(QueueStats { name: String::new(), ..Default::default() }, |mut sum, q| {
         sum.pending += q.pending;
         sum.scheduled += q.scheduled;
@@ -111,7 +107,7 @@ async fn overview(State(jobs): State<Jobs>) -> Reply<Vec<Statistic>> {
 /// without jobs).
 async fn queue_stats(State(jobs): State<Jobs>, Path(queue): Path<String>) -> Reply<Vec<Statistic>> {
     let queue = QueueName::stored(&queue)?;
-    let stats = all_queues(&jobs).await?.into_iter().find(|q| q.name == queue.as_str());
+    let stats = jobs.store.all_queues().await?.into_iter().find(|q| q.name == queue.as_str());
     Ok(Json(board::statistics(&stats.unwrap_or_default())))
 }
 
@@ -147,7 +143,7 @@ async fn queue_tasks(
 async fn all_tasks(State(jobs): State<Jobs>, Query(filter): Query<Filter>) -> Reply<Vec<RawTask<Value>>> {
     let (skip, take) = window(&filter)?;
     let mut found = Vec::new();
-    for stats in all_queues(&jobs).await? {
+    for stats in jobs.store.all_queues().await? {
         found.extend(first_jobs(&jobs, &QueueName::stored(&stats.name)?, &filter, skip + take).await?);
     }
     found.sort_by_key(|job| job.id);
@@ -198,20 +194,6 @@ async fn first_jobs(jobs: &Jobs, queue: &QueueName, filter: &Filter, count: usiz
     found.sort_by_key(|job| job.id);
     found.truncate(count);
     Ok(found)
-}
-
-/// Every queue's counts, through every page of the store's list.
-async fn all_queues(jobs: &Jobs) -> Result<Vec<QueueStats>> {
-    let mut queues = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = jobs.store.queues(&PageRequest::parse(MAX_PAGE_SIZE as i32, &token, "queues".into())?).await?;
-        queues.extend(page.items);
-        match page.next_page_token {
-            Some(next) => token = next,
-            None => return Ok(queues),
-        }
-    }
 }
 
 /// `PUT /queues/{queue}/tasks`: the JSON body is the payload; apalis-board's

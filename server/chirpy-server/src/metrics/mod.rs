@@ -14,7 +14,7 @@ pub mod requests;
 use std::{sync::Arc, time::SystemTime};
 
 use axum::{extract::State, http::header};
-use chirpy_core::{Job, JobState, PageRequest, QueueStats};
+use chirpy_core::{Job, JobState, QueueStats};
 use chirpy_storage::JobStore;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -73,7 +73,7 @@ impl Scrape {
     }
 
     async fn refresh_depths(&self) {
-        match all_queues(self.store.as_ref()).await {
+        match self.store.all_queues().await {
             Ok(queues) => {
                 for queue in queues {
                     for (state, count) in counts(&queue) {
@@ -83,19 +83,6 @@ impl Scrape {
                 }
             }
             Err(err) => tracing::warn!(cause = %err, "cannot read queue depths for /metrics"),
-        }
-    }
-}
-
-async fn all_queues(store: &dyn JobStore) -> chirpy_core::Result<Vec<QueueStats>> {
-    let mut queues = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = store.queues(&PageRequest::parse(1000, &token, "queues".into())?).await?;
-        queues.extend(page.items);
-        match page.next_page_token {
-            Some(next) => token = next,
-            None => return Ok(queues),
         }
     }
 }

@@ -101,9 +101,7 @@ impl LeaseStore for PostgresStore {
                 Ok(Leased { lease: LeaseToken { attempt: job.attempts, worker: worker.clone() }, job })
             })
             .collect::<Result<Vec<_>>>()?;
-        leased.sort_by(|a, b| {
-            (b.job.priority, a.job.scheduled_at, a.job.id).cmp(&(a.job.priority, b.job.scheduled_at, b.job.id))
-        });
+        Leased::sort(&mut leased);
         Ok(leased)
     }
 

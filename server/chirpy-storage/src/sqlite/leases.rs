@@ -93,6 +93,10 @@ impl LeaseStore for SqliteStore {
 
     async fn lease(&self, worker: &WorkerId, queues: &[QueueName], max: usize) -> Result<Vec<Leased>> {
         let now = SystemTime::now();
+        if queues.is_empty() {
+            // No scan to build a statement from, and nothing to lease.
+            return Ok(Vec::new());
+        }
         let mut query = sqlx::query_scalar(trusted(lease_statement(queues.len())))
             .bind(unix_seconds(now))
             .bind(worker.as_str())
@@ -113,9 +117,7 @@ impl LeaseStore for SqliteStore {
                 Ok(Leased { lease: LeaseToken { attempt: job.attempts, worker: worker.clone() }, job })
             })
             .collect::<Result<Vec<_>>>()?;
-        leased.sort_by(|a, b| {
-            (b.job.priority, a.job.scheduled_at, a.job.id).cmp(&(a.job.priority, b.job.scheduled_at, b.job.id))
-        });
+        Leased::sort(&mut leased);
         Ok(leased)
     }
 
